@@ -1,0 +1,157 @@
+"""ASGI middleware every app of the gateway shares: correlation ids, body size and media type.
+
+Each layer app installs it so it behaves the same alone or mounted; a mounted app sees the marks
+its parent left in the scope and does not repeat the work.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from fastapi import FastAPI, HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway_infra.correlation import CORRELATION_HEADER, accept_correlation_id, correlation_id_var
+from gateway_infra.problems import (
+    PAYLOAD_TOO_LARGE,
+    PROBLEM_MEDIA_TYPE,
+    UNSUPPORTED_MEDIA_TYPE,
+    ProblemType,
+    problem_body,
+)
+from gateway_infra.problems import install_problem_handlers as _install_problem_handlers
+
+_CORRELATION_MARK = "gateway.correlation_id"
+_HEADER_BYTES = CORRELATION_HEADER.lower().encode()
+
+
+async def send_problem(send: Send, problem: ProblemType, detail: str | None = None) -> None:
+    body = json.dumps(problem_body(problem, detail)).encode()
+    headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    correlation_id = correlation_id_var.get()
+    if correlation_id:
+        headers.append((_HEADER_BYTES, correlation_id.encode()))
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class CorrelationMiddleware:
+    """Accepts or creates X-Correlation-ID, exposes it to the work and echoes it on the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _CORRELATION_MARK in scope:
+            await self.app(scope, receive, send)
+            return
+        supplied = None
+        for name, value in scope.get("headers", ()):
+            if name == _HEADER_BYTES:
+                supplied = value.decode("latin-1")
+                break
+        correlation_id = accept_correlation_id(supplied)
+        scope[_CORRELATION_MARK] = correlation_id
+        token = correlation_id_var.set(correlation_id)
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", ()) if h[0].lower() != _HEADER_BYTES]
+                headers.append((_HEADER_BYTES, correlation_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_header)
+        finally:
+            correlation_id_var.reset(token)
+
+
+class _BodyTooLarge(HTTPException):
+    """Raised from receive(); FastAPI re-raises HTTP exceptions met while reading a body."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"at most {limit} bytes are accepted")
+
+
+class BodyGuardMiddleware:
+    """Refuses bodies above a size (413) and, where JSON is expected, other media types (415)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        json_only: bool = True,
+        exempt_paths: Iterable[str] = (),
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.json_only = json_only
+        self.exempt_paths = tuple(exempt_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers", ())}
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                declared = -1
+            if declared > self.max_body_bytes:
+                await send_problem(
+                    send, PAYLOAD_TOO_LARGE, f"at most {self.max_body_bytes} bytes are accepted"
+                )
+                return
+        has_body = (length is not None and length != b"0") or b"transfer-encoding" in headers
+        path = scope.get("path", "")
+        if self.json_only and has_body and not path.startswith(self.exempt_paths):
+            media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if not (media_type == b"application/json" or media_type.endswith(b"+json")):
+                await send_problem(send, UNSUPPORTED_MEDIA_TYPE)
+                return
+
+        received = 0
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge(self.max_body_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if response_started:
+                raise
+            await send_problem(
+                send, PAYLOAD_TOO_LARGE, f"at most {self.max_body_bytes} bytes are accepted"
+            )
+
+
+def install_common_http(
+    app: FastAPI, *, max_body_bytes: int, json_only: bool = True, exempt_paths: Iterable[str] = ()
+) -> None:
+    """Problem handlers plus the shared middleware, outermost first: correlation, then body guard."""
+    _install_problem_handlers(app)
+    app.add_middleware(
+        BodyGuardMiddleware,
+        max_body_bytes=max_body_bytes,
+        json_only=json_only,
+        exempt_paths=tuple(exempt_paths),
+    )
+    app.add_middleware(CorrelationMiddleware)

@@ -1,0 +1,263 @@
+"""The durable scheduler: timers in the database, claimed with a lease, run by kind.
+
+Everything that happens later (reservation expiry, acknowledgement deadlines, price publication,
+retries, SLA checks, purges) is a timer. Scheduling is part of the caller's unit of work, so a timer
+exists exactly when the change that needs it committed. Several processes may run the scheduler:
+a claimed timer is leased to one of them; a crashed owner's lease runs out and another takes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import JsonValue
+from sqlalchemy import Connection, and_, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from gateway_infra.correlation import correlation_id_var, new_correlation_id
+from gateway_infra.tables import timers
+from gateway_infra.unit_of_work import Store
+
+log = logging.getLogger("gateway.scheduler")
+
+PENDING = "pending"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, then give up after max_attempts."""
+
+    max_attempts: int = 8
+    base_delay: timedelta = timedelta(seconds=5)
+    max_delay: timedelta = timedelta(minutes=30)
+
+    def delay_after(self, attempt: int, rng: random.Random) -> timedelta:
+        ceiling = min(self.max_delay, self.base_delay * (2 ** max(attempt - 1, 0)))
+        return timedelta(seconds=rng.uniform(ceiling.total_seconds() / 2, ceiling.total_seconds()))
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    """A timer handed to its handler."""
+
+    id: int
+    kind: str
+    key: str
+    due_at: datetime
+    payload: Mapping[str, Any]
+    attempts: int
+    generation: int
+
+
+TimerHandler = Callable[[DueTimer], Awaitable[None]]
+GiveUpHandler = Callable[[DueTimer, str], Awaitable[None]]
+
+
+def schedule(
+    conn: Connection,
+    *,
+    kind: str,
+    key: str,
+    due_at: datetime,
+    now: datetime,
+    payload: Mapping[str, JsonValue] | None = None,
+) -> None:
+    """Create the timer (kind, key), or move it to due_at if it exists; inside the caller's work."""
+    values = {
+        "kind": kind,
+        "key": key,
+        "due_at": due_at,
+        "payload": dict(payload or {}),
+        "state": PENDING,
+        "generation": 0,
+        "attempts": 0,
+        "lease_owner": None,
+        "lease_until": None,
+        "last_error": None,
+        "created_at": now,
+    }
+    dialect = conn.dialect.name
+    upsert: Any
+    if dialect == "postgresql":
+        upsert = postgresql.insert(timers).values(values)
+    else:
+        upsert = sqlite.insert(timers).values(values)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[timers.c.kind, timers.c.key],
+        set_={
+            "due_at": upsert.excluded.due_at,
+            "payload": upsert.excluded.payload,
+            "state": PENDING,
+            "generation": timers.c.generation + 1,
+            "attempts": 0,
+            "lease_owner": None,
+            "lease_until": None,
+            "last_error": None,
+        },
+    )
+    conn.execute(upsert)
+
+
+def cancel(conn: Connection, *, kind: str, key: str) -> bool:
+    """Remove a timer that is no longer needed; true when there was one."""
+    result = conn.execute(delete(timers).where(timers.c.kind == kind, timers.c.key == key))
+    return bool(result.rowcount)
+
+
+class Scheduler:
+    """Claims due timers with a lease and runs their handlers, retrying failures with backoff."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        lease: timedelta = timedelta(seconds=60),
+        owner: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.lease = lease
+        self.owner = owner or f"scheduler-{uuid.uuid4().hex[:12]}"
+        self._handlers: dict[str, tuple[TimerHandler, RetryPolicy, GiveUpHandler | None]] = {}
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+
+    def register(
+        self,
+        kind: str,
+        handler: TimerHandler,
+        *,
+        retry: RetryPolicy | None = None,
+        on_give_up: GiveUpHandler | None = None,
+    ) -> None:
+        if kind in self._handlers:
+            raise ValueError(f"a handler for timer kind {kind!r} is already registered")
+        self._handlers[kind] = (handler, retry or RetryPolicy(), on_give_up)
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        return frozenset(self._handlers)
+
+    def _claim(self, conn: Connection, limit: int) -> list[DueTimer]:
+        now = self.store.clock.now()
+        due = (
+            select(timers.c.id)
+            .where(
+                timers.c.state == PENDING,
+                timers.c.due_at <= now,
+                timers.c.kind.in_(self._handlers),
+                or_(timers.c.lease_until.is_(None), timers.c.lease_until < now),
+            )
+            .order_by(timers.c.due_at, timers.c.id)
+            .limit(limit)
+        )
+        if conn.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        ids = list(conn.execute(due).scalars())
+        if not ids:
+            return []
+        rows = conn.execute(
+            update(timers)
+            .where(timers.c.id.in_(ids))
+            .values(
+                lease_owner=self.owner,
+                lease_until=now + self.lease,
+                attempts=timers.c.attempts + 1,
+            )
+            .returning(
+                timers.c.id,
+                timers.c.kind,
+                timers.c.key,
+                timers.c.due_at,
+                timers.c.payload,
+                timers.c.attempts,
+                timers.c.generation,
+            )
+        ).all()
+        claimed = [
+            DueTimer(
+                id=r.id,
+                kind=r.kind,
+                key=r.key,
+                due_at=r.due_at,
+                payload=r.payload,
+                attempts=r.attempts,
+                generation=r.generation,
+            )
+            for r in rows
+        ]
+        return sorted(claimed, key=lambda t: (t.due_at, t.id))
+
+    def _mine(self, timer: DueTimer) -> Any:
+        return and_(
+            timers.c.id == timer.id,
+            timers.c.generation == timer.generation,
+            timers.c.lease_owner == self.owner,
+        )
+
+    async def run_due(self, limit: int = 100) -> int:
+        """Run every timer due by the clock's now (up to limit); returns how many ran."""
+        if not self._handlers:
+            return 0
+        claimed = await self.store.database.write(lambda conn: self._claim(conn, limit))
+        for timer in claimed:
+            await self._run_one(timer)
+        return len(claimed)
+
+    async def _run_one(self, timer: DueTimer) -> None:
+        handler, retry, on_give_up = self._handlers[timer.kind]
+        token = correlation_id_var.set(new_correlation_id())
+        try:
+            await handler(timer)
+        except Exception as exc:  # noqa: BLE001 - a failing handler is retried, never fatal
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "timer failed",
+                extra={"kind": timer.kind, "key": timer.key, "attempt": timer.attempts, "error": error},
+            )
+            await self._after_failure(timer, retry, on_give_up, error)
+        else:
+            await self.store.database.write(
+                lambda conn: conn.execute(delete(timers).where(self._mine(timer)))
+            )
+        finally:
+            correlation_id_var.reset(token)
+
+    async def _after_failure(
+        self, timer: DueTimer, retry: RetryPolicy, on_give_up: GiveUpHandler | None, error: str
+    ) -> None:
+        now = self.store.clock.now()
+        if timer.attempts >= retry.max_attempts:
+            values: dict[str, Any] = {"state": FAILED, "lease_owner": None, "lease_until": None}
+        else:
+            values = {
+                "due_at": now + retry.delay_after(timer.attempts, self._rng),
+                "lease_owner": None,
+                "lease_until": None,
+            }
+        values["last_error"] = error[:2000]
+        await self.store.database.write(
+            lambda conn: conn.execute(update(timers).where(self._mine(timer)).values(**values))
+        )
+        if values.get("state") == FAILED and on_give_up is not None:
+            await on_give_up(timer, error)
+
+    async def run_forever(self, poll_seconds: float) -> None:
+        """Background loop of a gateway process; stops when cancelled."""
+        while True:
+            try:
+                ran = await self.run_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the loop outlives a bad round (e.g. database restart)
+                log.exception("scheduler round failed")
+                ran = 0
+            if ran == 0:
+                await asyncio.sleep(poll_seconds)

@@ -1,0 +1,73 @@
+"""Tables the infrastructure owns (prefix infra_): the outbox and the scheduler's timers."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from gateway_infra.columns import UtcDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def layer_metadata() -> MetaData:
+    """A MetaData with the naming convention every layer uses, so migrations name constraints."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+metadata = layer_metadata()
+
+# BigInteger on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+outbox = Table(
+    "infra_outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("type", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("source", String(40), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("channel", String(64), nullable=True),
+    Column("correlation_id", String(128), nullable=True),
+    Column("causation_id", String(128), nullable=True),
+    Column("occurred_at", UtcDateTime(), nullable=False),
+    Column("envelope", JSON, nullable=False),
+    Index("ix_infra_outbox_channel_id", "channel", "id"),
+)
+
+timers = Table(
+    "infra_timers",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("due_at", UtcDateTime(), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("state", String(16), nullable=False, server_default="pending"),
+    Column("generation", Integer, nullable=False, server_default="0"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", UtcDateTime(), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("kind", "key", name="uq_infra_timers_kind_key"),
+    Index("ix_infra_timers_state_due_at", "state", "due_at"),
+)

@@ -1,0 +1,114 @@
+"""Units of work: a business change and its outbox events committed in one transaction.
+
+A unit of work is a synchronous function of a UnitOfWork; Store.write runs it whole in a worker
+thread, writes the events it emitted to the outbox and commits, or rolls everything back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+import anyio.to_thread
+
+from pydantic import JsonValue
+from sqlalchemy import Connection, insert
+
+from contracts import EventEnvelope
+from gateway_infra.clock import Clock
+from gateway_infra.correlation import current_correlation_id
+from gateway_infra.database import Database
+from gateway_infra.tables import outbox
+
+T = TypeVar("T")
+
+
+@dataclass
+class UnitOfWork:
+    """The connection of one transaction, its instant, and the events it will publish."""
+
+    conn: Connection
+    now: datetime
+    correlation_id: str | None
+    events: list[EventEnvelope] = field(default_factory=list)
+
+    def emit(
+        self,
+        type: str,
+        *,
+        source: str,
+        subject: str,
+        data: Mapping[str, JsonValue],
+        channel: str | None = None,
+        causation_id: str | None = None,
+        version: int = 1,
+    ) -> EventEnvelope:
+        """Record an event to be written to the outbox with this transaction."""
+        event = EventEnvelope(
+            type=type,
+            version=version,
+            occurred_at=self.now,
+            correlation_id=self.correlation_id,
+            causation_id=causation_id or self.correlation_id,
+            source=source,
+            subject=subject,
+            channel=channel,
+            data=dict(data),
+        )
+        self.events.append(event)
+        return event
+
+
+def write_outbox(conn: Connection, events: list[EventEnvelope]) -> None:
+    if not events:
+        return
+    conn.execute(
+        insert(outbox),
+        [
+            {
+                "event_id": str(event.id),
+                "type": event.type,
+                "version": event.version,
+                "source": event.source,
+                "subject": event.subject,
+                "channel": event.channel,
+                "correlation_id": event.correlation_id,
+                "causation_id": event.causation_id,
+                "occurred_at": event.occurred_at,
+                "envelope": event.model_dump(mode="json"),
+            }
+            for event in events
+        ],
+    )
+
+
+class Store:
+    """The gateway's database and clock, handing out units of work and read transactions."""
+
+    def __init__(self, database: Database, clock: Clock) -> None:
+        self.database = database
+        self.clock = clock
+
+    def _run_unit(self, fn: Callable[[UnitOfWork], T], correlation_id: str | None) -> T:
+        def in_transaction(conn: Connection) -> T:
+            uow = UnitOfWork(conn=conn, now=self.clock.now(), correlation_id=correlation_id)
+            result = fn(uow)
+            write_outbox(conn, uow.events)
+            return result
+
+        return self.database.run_write(in_transaction)
+
+    async def write(self, fn: Callable[[UnitOfWork], T]) -> T:
+        """Run fn as one unit of work off the event loop; its events commit with it."""
+        return await anyio.to_thread.run_sync(
+            self._run_unit, fn, current_correlation_id(), limiter=self.database.limiter
+        )
+
+    def write_sync(self, fn: Callable[[UnitOfWork], T]) -> T:
+        """The same as write, on the calling thread (CLI commands and set-up)."""
+        return self._run_unit(fn, current_correlation_id())
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        return await self.database.read(fn)

@@ -1,0 +1,1 @@
+"""Partner APIs that marketplaces call: versioned, behind OAuth2, throttling and idempotency."""

@@ -1,0 +1,28 @@
+"""Factory of the process API app (/process): business workflows for internal apps."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from gateway_infra.http import install_common_http
+from gateway_infra.openapi import install_openapi
+from gateway_infra.settings import Settings
+from process_api.order_to_cash.routes import router as orders_router
+from process_api.order_to_cash.service import OrderService
+
+
+def create_process_app(*, settings: Settings, orders: OrderService) -> FastAPI:
+    """Build the process API with its services injected; runs alone or mounted at /process."""
+    app = FastAPI(
+        title="Retail Sync Gateway: process API",
+        version="1.0.0",
+        summary="Order-to-cash, return-to-refund, inventory and price publication for internal apps.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.orders = orders
+    install_common_http(app, max_body_bytes=settings.max_body_bytes)
+    app.include_router(orders_router)
+    install_openapi(app)
+    return app

@@ -1,0 +1,1 @@
+"""Order-to-cash: channel orders from intake through ERP validation to acceptance."""

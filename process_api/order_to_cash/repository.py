@@ -1,0 +1,198 @@
+"""SQL of order-to-cash: orders, their lines, history and rejections (process layer tables only)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from contracts import (
+    Address,
+    Customer,
+    LineRejection,
+    Money,
+    Order,
+    OrderLine,
+    OrderStatus,
+    OrderSubmission,
+    OrderTransition,
+    RejectionReason,
+    order_total,
+)
+from gateway_infra.unit_of_work import UnitOfWork
+from process_api.tables import order_history, order_lines, order_rejections, orders
+
+
+def new_order_id() -> str:
+    return "ord_" + secrets.token_hex(10)
+
+
+def find_order_id(conn: Connection, channel: str, channel_order_id: str) -> str | None:
+    return conn.execute(
+        select(orders.c.order_id).where(
+            orders.c.channel == channel, orders.c.channel_order_id == channel_order_id
+        )
+    ).scalar_one_or_none()
+
+
+def insert_order(uow: UnitOfWork, submission: OrderSubmission, *, actor: str) -> str:
+    order_id = new_order_id()
+    total = order_total(submission.lines, submission.currency)
+    uow.conn.execute(
+        insert(orders).values(
+            order_id=order_id,
+            channel=submission.channel,
+            channel_order_id=submission.channel_order_id,
+            status=OrderStatus.RECEIVED.value,
+            currency=submission.currency,
+            total=total.amount,
+            customer=_json(submission.customer),
+            shipping_address=_json(submission.shipping_address),
+            placed_at=submission.placed_at,
+            origin_correlation_id=uow.correlation_id,
+            created_at=uow.now,
+            updated_at=uow.now,
+        )
+    )
+    uow.conn.execute(
+        insert(order_lines),
+        [
+            {
+                "order_id": order_id,
+                "line_id": line.line_id,
+                "position": position,
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price.amount,
+            }
+            for position, line in enumerate(submission.lines)
+        ],
+    )
+    record_transition(uow, order_id, None, OrderStatus.RECEIVED, actor=actor)
+    return order_id
+
+
+def record_transition(
+    uow: UnitOfWork,
+    order_id: str,
+    from_status: OrderStatus | None,
+    to_status: OrderStatus,
+    *,
+    actor: str,
+    reason: str | None = None,
+) -> None:
+    uow.conn.execute(
+        insert(order_history).values(
+            order_id=order_id,
+            from_status=from_status.value if from_status else None,
+            to_status=to_status.value,
+            at=uow.now,
+            actor=actor,
+            correlation_id=uow.correlation_id,
+            reason=reason,
+        )
+    )
+
+
+def move_order(
+    uow: UnitOfWork,
+    order_id: str,
+    from_status: OrderStatus,
+    to_status: OrderStatus,
+    *,
+    actor: str,
+    reason: str | None = None,
+    **values: Any,
+) -> bool:
+    """Change status only if the order is still in from_status; false when someone else moved it."""
+    result = uow.conn.execute(
+        update(orders)
+        .where(orders.c.order_id == order_id, orders.c.status == from_status.value)
+        .values(status=to_status.value, updated_at=uow.now, **values)
+    )
+    if result.rowcount != 1:
+        return False
+    record_transition(uow, order_id, from_status, to_status, actor=actor, reason=reason)
+    return True
+
+
+def insert_rejections(uow: UnitOfWork, order_id: str, rejections: list[LineRejection]) -> None:
+    uow.conn.execute(
+        insert(order_rejections),
+        [
+            {
+                "order_id": order_id,
+                "line_id": r.line_id,
+                "reason": r.reason.value,
+                "detail": r.detail,
+            }
+            for r in rejections
+        ],
+    )
+
+
+def load_order(conn: Connection, order_id: str) -> Order | None:
+    header = conn.execute(select(orders).where(orders.c.order_id == order_id)).first()
+    if header is None:
+        return None
+    lines = conn.execute(
+        select(order_lines).where(order_lines.c.order_id == order_id).order_by(order_lines.c.position)
+    ).all()
+    history = conn.execute(
+        select(order_history).where(order_history.c.order_id == order_id).order_by(order_history.c.id)
+    ).all()
+    rejections = conn.execute(
+        select(order_rejections)
+        .where(order_rejections.c.order_id == order_id)
+        .order_by(order_rejections.c.line_id)
+    ).all()
+    return _to_order(header, lines, history, rejections)
+
+
+def _to_order(
+    header: Row[Any], lines: list[Row[Any]], history: list[Row[Any]], rejections: list[Row[Any]]
+) -> Order:
+    currency = header.currency
+    return Order(
+        order_id=header.order_id,
+        channel=header.channel,
+        channel_order_id=header.channel_order_id,
+        status=OrderStatus(header.status),
+        currency=currency,
+        customer=Customer.model_validate(header.customer) if header.customer else None,
+        shipping_address=(
+            Address.model_validate(header.shipping_address) if header.shipping_address else None
+        ),
+        lines=[
+            OrderLine(
+                line_id=line.line_id,
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=Money(amount=line.unit_price, currency=currency),
+            )
+            for line in lines
+        ],
+        total=Money(amount=header.total, currency=currency),
+        created_at=header.created_at,
+        updated_at=header.updated_at,
+        history=[
+            OrderTransition(
+                from_status=OrderStatus(h.from_status) if h.from_status else None,
+                to_status=OrderStatus(h.to_status),
+                at=h.at,
+                actor=h.actor,
+                correlation_id=h.correlation_id,
+                reason=h.reason,
+            )
+            for h in history
+        ],
+        rejections=[
+            LineRejection(line_id=r.line_id, reason=RejectionReason(r.reason), detail=r.detail)
+            for r in rejections
+        ],
+    )
+
+
+def _json(model: Customer | Address | None) -> dict[str, Any] | None:
+    return None if model is None else model.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,7 @@
+"""Problem types of the process layer."""
+
+from __future__ import annotations
+
+from gateway_infra.problems import ProblemType
+
+ORDER_REJECTED = ProblemType("order-rejected", "The order was rejected", 409)

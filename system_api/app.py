@@ -1,0 +1,28 @@
+"""Factory of the system API app (/system): ERP and WMS capabilities for internal clients."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from gateway_infra.http import install_common_http
+from gateway_infra.openapi import install_openapi
+from gateway_infra.settings import Settings
+from system_api.erp.port import ErpPort
+from system_api.erp.routes import router as erp_router
+
+
+def create_system_app(*, settings: Settings, erp: ErpPort) -> FastAPI:
+    """Build the system API with its backends injected; it can run alone or mounted at /system."""
+    app = FastAPI(
+        title="Retail Sync Gateway: system API",
+        version="1.0.0",
+        summary="ERP and WMS capabilities over the systems of record, for internal clients.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.erp = erp
+    install_common_http(app, max_body_bytes=settings.max_body_bytes)
+    app.include_router(erp_router)
+    install_openapi(app)
+    return app

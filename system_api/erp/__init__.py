@@ -1,0 +1,1 @@
+"""The ERP system API: item master, price list and sales orders."""

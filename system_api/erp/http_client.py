@@ -1,0 +1,105 @@
+"""ErpPort over HTTP: the process layer talking to a system API that runs as its own service."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from pydantic import TypeAdapter
+
+from contracts import Product
+from contracts.erp import SalesOrder, SalesOrderDecision, SalesOrderRequest
+from gateway_infra.correlation import CORRELATION_HEADER, current_correlation_id
+from system_api.errors import BackendUnavailable
+from system_api.schemas import ProductPage
+
+_RETRYABLE_STATUS = frozenset({502, 503, 504})
+_products = TypeAdapter(ProductPage)
+
+
+class HttpErpClient:
+    """Calls /system/erp/v1 with timeouts; every call here is idempotent, so transport errors retry.
+
+    create_sales_order is idempotent by its reference, which is why it may be retried too.
+    """
+
+    name = "system_api_http"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_seconds: float = 5.0,
+        attempts: int = 3,
+        client: httpx.AsyncClient | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self._client = client or httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/erp/v1",
+            timeout=httpx.Timeout(timeout_seconds),
+            headers=dict(headers or {}),
+        )
+        self._attempts = attempts
+        self._rng = random.Random()  # noqa: S311 - jitter, not security
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _request(self, method: str, url: str, json: Any = None) -> httpx.Response:
+        headers = {}
+        correlation_id = current_correlation_id()
+        if correlation_id:
+            headers[CORRELATION_HEADER] = correlation_id
+        last_error = "no attempt made"
+        for attempt in range(1, self._attempts + 1):
+            try:
+                response = await self._client.request(method, url, json=json, headers=headers)
+            except httpx.TransportError as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code not in _RETRYABLE_STATUS:
+                    return response
+                last_error = f"HTTP {response.status_code}: {response.text[:200]}"
+            if attempt < self._attempts:
+                await asyncio.sleep(self._rng.uniform(0, 0.05 * 2**attempt))
+        raise BackendUnavailable("system API", last_error)
+
+    @staticmethod
+    def _unexpected(response: httpx.Response) -> BackendUnavailable:
+        return BackendUnavailable(
+            "system API", f"unexpected HTTP {response.status_code}: {response.text[:200]}"
+        )
+
+    async def get_product(self, sku: str) -> Product | None:
+        response = await self._request("GET", f"/products/{sku}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._unexpected(response)
+        return Product.model_validate_json(response.content)
+
+    async def list_products(self, *, after: str | None = None, limit: int = 100) -> list[Product]:
+        query = f"?limit={limit}" + (f"&after={after}" if after else "")
+        response = await self._request("GET", f"/products{query}")
+        if response.status_code != 200:
+            raise self._unexpected(response)
+        return _products.validate_json(response.content).items
+
+    async def create_sales_order(self, request: SalesOrderRequest) -> SalesOrderDecision:
+        response = await self._request(
+            "POST", "/sales-orders", json=request.model_dump(mode="json")
+        )
+        if response.status_code != 200:
+            raise self._unexpected(response)
+        return SalesOrderDecision.model_validate_json(response.content)
+
+    async def get_sales_order(self, sales_order_id: str) -> SalesOrder | None:
+        response = await self._request("GET", f"/sales-orders/{sales_order_id}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._unexpected(response)
+        return SalesOrder.model_validate_json(response.content)

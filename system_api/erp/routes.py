@@ -1,0 +1,70 @@
+"""HTTP surface of the ERP system API (/system/erp/v1): thin handlers over the ERP port."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from contracts import Product
+from contracts.common import Sku
+from contracts.erp import SalesOrder, SalesOrderDecision, SalesOrderRequest
+from system_api.erp.port import ErpPort
+from system_api.errors import DocumentNotFound
+from system_api.schemas import ProductPage, problem_responses
+
+
+def get_erp(request: Request) -> ErpPort:
+    erp: ErpPort = request.app.state.erp
+    return erp
+
+
+ErpDep = Annotated[ErpPort, Depends(get_erp)]
+
+router = APIRouter(prefix="/erp/v1", tags=["erp"], responses=problem_responses(422, 503))
+
+
+@router.get("/products", summary="List item master records by SKU")
+async def list_products(
+    erp: ErpDep,
+    after: Annotated[Sku | None, Query(description="Return SKUs after this one.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> ProductPage:
+    items = await erp.list_products(after=after, limit=limit)
+    next_after = items[-1].sku if len(items) == limit else None
+    return ProductPage(items=items, next_after=next_after)
+
+
+@router.get("/products/{sku}", summary="One item master record", responses=problem_responses(404))
+async def get_product(erp: ErpDep, sku: Annotated[Sku, Path()]) -> Product:
+    product = await erp.get_product(sku)
+    if product is None:
+        raise DocumentNotFound("product", sku)
+    return product
+
+
+@router.post(
+    "/sales-orders",
+    summary="Validate and record a sales order",
+    description=(
+        "Checks every line against the item master and price list. Accepted: the recorded sales "
+        "order. Rejected: a reason per rejected line, and nothing recorded. Idempotent by "
+        "`reference`: the same reference returns the sales order already recorded."
+    ),
+)
+async def create_sales_order(erp: ErpDep, request: SalesOrderRequest) -> SalesOrderDecision:
+    return await erp.create_sales_order(request)
+
+
+@router.get(
+    "/sales-orders/{sales_order_id}",
+    summary="One sales order by the ERP's number",
+    responses=problem_responses(404),
+)
+async def get_sales_order(
+    erp: ErpDep, sales_order_id: Annotated[str, Path(min_length=1, max_length=128)]
+) -> SalesOrder:
+    sales_order = await erp.get_sales_order(sales_order_id)
+    if sales_order is None:
+        raise DocumentNotFound("sales order", sales_order_id)
+    return sales_order

@@ -1,0 +1,148 @@
+"""Fixtures shared by the whole suite: isolated databases, a moved clock, wired gateways.
+
+Database tests run on SQLite, and again on PostgreSQL when TEST_DATABASE_URL is set (each test in
+a schema of its own). A group whose real service is missing is skipped with a hint, except under
+CI=true, where that skip is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import create_engine, text
+
+from gateway import Gateway, build_app, build_gateway
+from gateway_infra import schema_migrations
+from gateway_infra.clock import ManualClock
+from gateway_infra.database import Database, normalise_url
+from gateway_infra.settings import Settings
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip with a hint on a developer's machine; fail under CI, where nothing may be skipped."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and a required service is missing: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty, migrated database of its own for one test: SQLite file, or a PostgreSQL schema."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'gateway.db'}"
+        _migrate(url)
+        yield url
+        return
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        skip_or_fail(
+            "PostgreSQL tests need TEST_DATABASE_URL, e.g. "
+            "TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test"
+        )
+    assert base is not None
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(normalise_url(base))
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # noqa: BLE001 - any connection failure means no usable server
+        admin.dispose()
+        skip_or_fail(f"PostgreSQL at TEST_DATABASE_URL is not reachable: {exc}")
+    separator = "&" if "?" in base else "?"
+    url = f"{base}{separator}options=-csearch_path%3D{schema}"
+    _migrate(url)
+    yield url
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def _migrate(url: str) -> None:
+    database = Database(url)
+    try:
+        schema_migrations.upgrade(database)
+    finally:
+        database.dispose()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "log_json": True,
+        "scheduler_enabled": False,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+async def gateway(settings: Settings, clock: ManualClock) -> AsyncIterator[Gateway]:
+    built = build_gateway(settings, clock=clock)
+    yield built
+    await built.aclose()
+
+
+@pytest.fixture
+def app(gateway: Gateway) -> FastAPI:
+    return build_app(gateway, run_background=False)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class UvicornThread:
+    """A real uvicorn server on a loopback port, in a thread of the test process."""
+
+    def __init__(self, app: FastAPI, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_config=None, lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> UvicornThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

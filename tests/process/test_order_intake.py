@@ -1,0 +1,95 @@
+"""Order intake through the process API: validated by the ERP before it is accepted."""
+
+from __future__ import annotations
+
+import httpx
+
+from contracts import ProductStatus
+from gateway import Gateway
+from tests.factories import line, order_payload, product, seed_products
+
+
+async def test_valid_order_is_validated_by_the_erp_then_accepted(
+    gateway: Gateway, client: httpx.AsyncClient
+) -> None:
+    seed_products(gateway, product("MUG-RED-350", "12.90"))
+
+    response = await client.post("/process/v1/orders", json=order_payload("CH-1", line(quantity=2)))
+
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert order["status"] == "accepted"
+    assert order["total"] == {"amount": "25.80", "currency": "EUR"}
+    assert [h["to_status"] for h in order["history"]] == ["received", "validated", "accepted"]
+    assert response.headers["location"].endswith(f"/process/v1/orders/{order['order_id']}")
+    read_back = await client.get(f"/process/v1/orders/{order['order_id']}")
+    assert read_back.status_code == 200
+    assert read_back.json() == order
+
+
+async def test_order_with_unknown_sku_and_wrong_price_is_rejected_with_a_reason_per_line(
+    gateway: Gateway, client: httpx.AsyncClient
+) -> None:
+    seed_products(gateway, product("MUG-RED-350", "12.90"), product("OLD-1", status=ProductStatus.DISCONTINUED))
+    payload = order_payload(
+        "CH-2",
+        line("1", sku="NO-SUCH-SKU"),
+        line("2", price="10.00"),
+        line("3", sku="OLD-1"),
+        line("4"),
+    )
+
+    response = await client.post("/process/v1/orders", json=payload)
+
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == "/problems/order-rejected"
+    assert {(r["line_id"], r["reason"]) for r in problem["rejections"]} == {
+        ("1", "unknown_sku"),
+        ("2", "price_mismatch"),
+        ("3", "inactive_sku"),
+    }
+    stored = (await client.get(f"/process/v1/orders/{problem['order_id']}")).json()
+    assert stored["status"] == "rejected"
+    assert len(stored["rejections"]) == 3
+
+
+async def test_price_within_the_erp_tolerance_is_accepted(
+    gateway: Gateway, client: httpx.AsyncClient
+) -> None:
+    seed_products(gateway, product("MUG-RED-350", "12.90"))
+
+    response = await client.post("/process/v1/orders", json=order_payload("CH-3", line(price="12.91")))
+
+    assert response.status_code == 201, response.text
+
+
+async def test_same_channel_order_submitted_twice_creates_one_order(
+    gateway: Gateway, client: httpx.AsyncClient
+) -> None:
+    seed_products(gateway)
+    first = await client.post("/process/v1/orders", json=order_payload("CH-4"))
+    second = await client.post("/process/v1/orders", json=order_payload("CH-4"))
+
+    assert first.status_code == 201
+    assert second.status_code == 200
+    assert second.json()["order_id"] == first.json()["order_id"]
+
+
+async def test_same_channel_order_id_on_another_channel_is_another_order(
+    gateway: Gateway, client: httpx.AsyncClient
+) -> None:
+    seed_products(gateway)
+    first = await client.post("/process/v1/orders", json=order_payload("CH-5"))
+    second = await client.post("/process/v1/orders", json=order_payload("CH-5", channel="amazon_de"))
+
+    assert second.status_code == 201
+    assert second.json()["order_id"] != first.json()["order_id"]
+
+
+async def test_unknown_order_is_a_not_found_problem(client: httpx.AsyncClient) -> None:
+    response = await client.get("/process/v1/orders/ord_missing")
+
+    assert response.status_code == 404
+    assert response.json()["type"] == "/problems/not-found"
