@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -23,9 +24,9 @@ from gateway_infra.clock import Clock, SystemClock
 from gateway_infra.database import Database
 from gateway_infra.http import install_common_http
 from gateway_infra.logging import configure_logging
-from gateway_infra.problems import problem_response, ProblemType
+from gateway_infra.problems import ProblemType, problem_response
 from gateway_infra.scheduler import Scheduler
-from gateway_infra.settings import Settings
+from gateway_infra.settings import Settings, settings_reference
 from gateway_infra.tables import metadata as infra_metadata
 from gateway_infra.unit_of_work import Store
 from partner_api.app import create_partner_app
@@ -33,12 +34,13 @@ from process_api.app import create_process_app
 from process_api.order_to_cash.service import OrderService
 from process_api.tables import metadata as process_metadata
 from system_api.app import create_system_app
-from system_api.erp.embedded import EmbeddedErp
+from system_api.erp.embedded import EmbeddedErp, upsert_products
 from system_api.erp.http_client import HttpErpClient
 from system_api.erp.port import ErpPort
 from system_api.tables import metadata as system_metadata
 
 ALL_METADATA: tuple[MetaData, ...] = (infra_metadata, system_metadata, process_metadata)
+SECRET_SETTINGS: tuple[str, ...] = ()
 NOT_READY = ProblemType("not-ready", "The gateway is not ready to serve", 503)
 
 
@@ -74,7 +76,7 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         pool_size=settings.db_pool_size,
     )
     store = Store(database, clock)
-    scheduler = Scheduler(store, lease=_seconds(settings.scheduler_lease_seconds))
+    scheduler = Scheduler(store, lease=timedelta(seconds=settings.scheduler_lease_seconds))
     embedded_erp = EmbeddedErp(store, price_tolerance=settings.erp_price_tolerance)
     closers: list[Callable[[], Any]] = []
     erp: ErpPort
@@ -99,12 +101,6 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         orders=orders,
         closers=closers,
     )
-
-
-def _seconds(value: float) -> Any:
-    from datetime import timedelta
-
-    return timedelta(seconds=value)
 
 
 def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
@@ -231,8 +227,6 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
             )
             for sku, name, price in DEMO_PRODUCTS
         ]
-        from system_api.erp.embedded import upsert_products
-
         gateway.store.write_sync(lambda uow: upsert_products(uow, products))
     finally:
         gateway.database.dispose()
@@ -271,6 +265,18 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
+    if args.markdown:
+        print(settings_reference(), end="")
+        return 0
+    values = settings.model_dump(mode="json")
+    for secret in SECRET_SETTINGS:
+        if values.get(secret):
+            values[secret] = "***"
+    _emit(args, values, "\n".join(f"{k}={v}" for k, v in values.items()))
+    return 0
+
+
 def cmd_make_migration(args: argparse.Namespace, settings: Settings) -> int:
     database = Database(settings.database_url)
     try:
@@ -297,6 +303,11 @@ def parser() -> argparse.ArgumentParser:
     seed = commands.add_parser("seed-demo", help="load demo item master data (idempotent)")
     seed.add_argument("--json", action="store_true", help="print the result as JSON")
     seed.set_defaults(handler=cmd_seed_demo)
+
+    show = commands.add_parser("settings", help="print the effective settings")
+    show.add_argument("--json", action="store_true", help="print the settings as JSON")
+    show.add_argument("--markdown", action="store_true", help="print the settings reference")
+    show.set_defaults(handler=cmd_settings)
 
     revision = commands.add_parser("make-migration", help="(developers) autogenerate a migration")
     revision.add_argument("-m", "--message", required=True)

@@ -94,7 +94,9 @@ class Money(ContractModel):
         """
         significant = self.amount.normalize()
         exponent = significant.as_tuple().exponent
-        places = max(minor_unit_exponent(self.currency), -exponent if isinstance(exponent, int) else 0)
+        places = max(
+            minor_unit_exponent(self.currency), -exponent if isinstance(exponent, int) else 0
+        )
         canonical = self.amount.quantize(Decimal(1).scaleb(-places))
         if canonical.as_tuple() != self.amount.as_tuple():
             object.__setattr__(self, "amount", canonical)

@@ -28,7 +28,10 @@ _HEADER_BYTES = CORRELATION_HEADER.lower().encode()
 
 async def send_problem(send: Send, problem: ProblemType, detail: str | None = None) -> None:
     body = json.dumps(problem_body(problem, detail)).encode()
-    headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    headers = [
+        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
     correlation_id = correlation_id_var.get()
     if correlation_id:
         headers.append((_HEADER_BYTES, correlation_id.encode()))
@@ -146,7 +149,7 @@ class BodyGuardMiddleware:
 def install_common_http(
     app: FastAPI, *, max_body_bytes: int, json_only: bool = True, exempt_paths: Iterable[str] = ()
 ) -> None:
-    """Problem handlers plus the shared middleware, outermost first: correlation, then body guard."""
+    """Problem handlers and the shared middleware, outermost first: correlation, body guard."""
     _install_problem_handlers(app)
     app.add_middleware(
         BodyGuardMiddleware,

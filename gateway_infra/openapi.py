@@ -25,7 +25,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def install_openapi(app: FastAPI) -> None:
-    """Generate the app's OpenAPI 3.1 document once, with the Problem schema and problem+json 422s."""
+    """Generate the app's OpenAPI 3.1 document once, with the Problem schema and problem 422s."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:

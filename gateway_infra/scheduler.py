@@ -40,8 +40,13 @@ class RetryPolicy:
     max_delay: timedelta = timedelta(minutes=30)
 
     def delay_after(self, attempt: int, rng: random.Random) -> timedelta:
-        ceiling = min(self.max_delay, self.base_delay * (2 ** max(attempt - 1, 0)))
-        return timedelta(seconds=rng.uniform(ceiling.total_seconds() / 2, ceiling.total_seconds()))
+        # Double in float seconds with a capped exponent: base_delay * 2**n as a timedelta
+        # overflows after ~44 attempts (5 s base), long before a long retry series ends.
+        doublings = min(max(attempt - 1, 0), 64)
+        ceiling = min(
+            self.max_delay.total_seconds(), self.base_delay.total_seconds() * 2.0**doublings
+        )
+        return timedelta(seconds=rng.uniform(ceiling / 2, ceiling))
 
 
 @dataclass(frozen=True)
@@ -220,7 +225,12 @@ class Scheduler:
             error = f"{type(exc).__name__}: {exc}"
             log.warning(
                 "timer failed",
-                extra={"kind": timer.kind, "key": timer.key, "attempt": timer.attempts, "error": error},
+                extra={
+                    "kind": timer.kind,
+                    "key": timer.key,
+                    "attempt": timer.attempts,
+                    "error": error,
+                },
             )
             await self._after_failure(timer, retry, on_give_up, error)
         else:
@@ -243,10 +253,13 @@ class Scheduler:
                 "lease_until": None,
             }
         values["last_error"] = error[:2000]
-        await self.store.database.write(
-            lambda conn: conn.execute(update(timers).where(self._mine(timer)).values(**values))
+        updated = await self.store.database.write(
+            lambda conn: (
+                conn.execute(update(timers).where(self._mine(timer)).values(**values)).rowcount
+            )
         )
-        if values.get("state") == FAILED and on_give_up is not None:
+        # Give up only on a timer still ours (not cancelled, rescheduled or taken over meanwhile).
+        if values.get("state") == FAILED and updated and on_give_up is not None:
             await on_give_up(timer, error)
 
     async def run_forever(self, poll_seconds: float) -> None:
@@ -256,7 +269,7 @@ class Scheduler:
                 ran = await self.run_due()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the loop outlives a bad round (e.g. database restart)
+            except Exception:
                 log.exception("scheduler round failed")
                 ran = 0
             if ran == 0:

@@ -1,4 +1,4 @@
-"""Schema migrations (Alembic) of the gateway's store: apply them, and tell whether they are current."""
+"""Schema migrations (Alembic) of the gateway's store: apply them, tell whether they are current."""
 
 from __future__ import annotations
 

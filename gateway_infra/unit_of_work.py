@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import TypeVar
 
 import anyio.to_thread
-
 from pydantic import JsonValue
 from sqlalchemy import Connection, insert
 

@@ -1,1 +1,1 @@
-"""Process APIs for internal apps: order-to-cash, return-to-refund, inventory and price publication."""
+"""Process APIs for internal apps: order-to-cash, return-to-refund, inventory and prices."""

@@ -16,7 +16,7 @@ def create_process_app(*, settings: Settings, orders: OrderService) -> FastAPI:
     app = FastAPI(
         title="Retail Sync Gateway: process API",
         version="1.0.0",
-        summary="Order-to-cash, return-to-refund, inventory and price publication for internal apps.",
+        summary="Order-to-cash, return-to-refund, inventory and prices for internal apps.",
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from pydantic import BaseModel, Field
 
 from contracts import Product
@@ -18,5 +17,3 @@ class ProductPage(BaseModel):
     next_after: str | None = Field(
         default=None, description="Pass as `after` to read the next page; absent on the last."
     )
-
-

@@ -146,3 +146,42 @@ class UvicornThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+# ---------------------------------------------------------------- time per test group
+
+GROUPS = ("postgres", "redis", "tryton", "browser", "contract", "crash", "amazon", "slow")
+_group_seconds: dict[str, float] = {}
+_group_counts: dict[str, int] = {}
+
+
+def _group_of(item: pytest.Item) -> str:
+    for group in GROUPS:
+        if item.get_closest_marker(group) is not None:
+            return group
+    return "core"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    group = _group_by_nodeid.get(report.nodeid, "core")
+    _group_seconds[group] = _group_seconds.get(group, 0.0) + report.duration
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        _group_counts[group] = _group_counts.get(group, 0) + 1
+
+
+_group_by_nodeid: dict[str, str] = {}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        _group_by_nodeid[item.nodeid] = _group_of(item)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _group_seconds:
+        return
+    terminalreporter.section("time per test group")
+    for group in sorted(_group_seconds, key=lambda g: -_group_seconds[g]):
+        terminalreporter.write_line(
+            f"{group:<10} {_group_counts.get(group, 0):>5} tests {_group_seconds[group]:>8.1f} s"
+        )

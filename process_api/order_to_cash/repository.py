@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
@@ -137,10 +138,14 @@ def load_order(conn: Connection, order_id: str) -> Order | None:
     if header is None:
         return None
     lines = conn.execute(
-        select(order_lines).where(order_lines.c.order_id == order_id).order_by(order_lines.c.position)
+        select(order_lines)
+        .where(order_lines.c.order_id == order_id)
+        .order_by(order_lines.c.position)
     ).all()
     history = conn.execute(
-        select(order_history).where(order_history.c.order_id == order_id).order_by(order_history.c.id)
+        select(order_history)
+        .where(order_history.c.order_id == order_id)
+        .order_by(order_history.c.id)
     ).all()
     rejections = conn.execute(
         select(order_rejections)
@@ -151,7 +156,10 @@ def load_order(conn: Connection, order_id: str) -> Order | None:
 
 
 def _to_order(
-    header: Row[Any], lines: list[Row[Any]], history: list[Row[Any]], rejections: list[Row[Any]]
+    header: Row[Any],
+    lines: Sequence[Row[Any]],
+    history: Sequence[Row[Any]],
+    rejections: Sequence[Row[Any]],
 ) -> Order:
     currency = header.currency
     return Order(

@@ -62,5 +62,3 @@ async def get_order(service: OrderServiceDep, order_id: Annotated[Identifier, Pa
     if order is None:
         raise ProblemError(NOT_FOUND, f"no order {order_id!r}")
     return order
-
-

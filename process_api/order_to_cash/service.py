@@ -107,7 +107,9 @@ class OrderService:
         try:
             decision = await self.erp.create_sales_order(request)
         except BackendUnavailable as exc:
-            log.warning("order validation deferred", extra={"order_id": order_id, "error": str(exc)})
+            log.warning(
+                "order validation deferred", extra={"order_id": order_id, "error": str(exc)}
+            )
             if raise_unavailable:
                 raise
             return order

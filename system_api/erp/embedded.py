@@ -52,7 +52,9 @@ class EmbeddedErp:
     async def create_sales_order(self, request: SalesOrderRequest) -> SalesOrderDecision:
         return await self.store.write(lambda uow: self._create_sales_order(uow, request))
 
-    def _create_sales_order(self, uow: UnitOfWork, request: SalesOrderRequest) -> SalesOrderDecision:
+    def _create_sales_order(
+        self, uow: UnitOfWork, request: SalesOrderRequest
+    ) -> SalesOrderDecision:
         conn = uow.conn
         existing = _sales_order_by(conn, erp_sales_orders.c.reference == request.reference)
         if existing is not None:
@@ -159,7 +161,9 @@ def upsert_products(uow: UnitOfWork, products: list[Product]) -> int:
             "updated_at": uow.now,
         }
         if product.sku in known:
-            conn.execute(update(erp_products).where(erp_products.c.sku == product.sku).values(values))
+            conn.execute(
+                update(erp_products).where(erp_products.c.sku == product.sku).values(values)
+            )
         else:
             conn.execute(insert(erp_products).values(sku=product.sku, **values))
     return len(products)

@@ -30,7 +30,11 @@ async def test_valid_order_is_validated_by_the_erp_then_accepted(
 async def test_order_with_unknown_sku_and_wrong_price_is_rejected_with_a_reason_per_line(
     gateway: Gateway, client: httpx.AsyncClient
 ) -> None:
-    seed_products(gateway, product("MUG-RED-350", "12.90"), product("OLD-1", status=ProductStatus.DISCONTINUED))
+    seed_products(
+        gateway,
+        product("MUG-RED-350", "12.90"),
+        product("OLD-1", status=ProductStatus.DISCONTINUED),
+    )
     payload = order_payload(
         "CH-2",
         line("1", sku="NO-SUCH-SKU"),
@@ -60,7 +64,9 @@ async def test_price_within_the_erp_tolerance_is_accepted(
 ) -> None:
     seed_products(gateway, product("MUG-RED-350", "12.90"))
 
-    response = await client.post("/process/v1/orders", json=order_payload("CH-3", line(price="12.91")))
+    response = await client.post(
+        "/process/v1/orders", json=order_payload("CH-3", line(price="12.91"))
+    )
 
     assert response.status_code == 201, response.text
 
@@ -82,7 +88,9 @@ async def test_same_channel_order_id_on_another_channel_is_another_order(
 ) -> None:
     seed_products(gateway)
     first = await client.post("/process/v1/orders", json=order_payload("CH-5"))
-    second = await client.post("/process/v1/orders", json=order_payload("CH-5", channel="amazon_de"))
+    second = await client.post(
+        "/process/v1/orders", json=order_payload("CH-5", channel="amazon_de")
+    )
 
     assert second.status_code == 201
     assert second.json()["order_id"] != first.json()["order_id"]

@@ -1,0 +1,54 @@
+# Retail Sync Gateway: the two commands of the Quick start, and the checks behind `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint typecheck architecture dockerfile pytest clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall whenever pyproject.toml changes.
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(BIN)/retail-gateway migrate
+	$(BIN)/retail-gateway seed-demo
+	@echo ""
+	@echo "Retail Sync Gateway on http://$(HOST):$(PORT)"
+	@echo "  liveness   http://$(HOST):$(PORT)/healthz   readiness http://$(HOST):$(PORT)/readyz"
+	@echo "  system API http://$(HOST):$(PORT)/system/docs"
+	@echo "  process API http://$(HOST):$(PORT)/process/docs"
+	@echo "  partner API http://$(HOST):$(PORT)/partner/v1/docs"
+	@echo ""
+	$(BIN)/retail-gateway serve --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.installed-test lint typecheck architecture dockerfile pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+architecture: $(VENV)/.installed-test
+	$(BIN)/lint-imports
+
+dockerfile: $(VENV)/.installed-test
+	$(BIN)/hadolint Dockerfile
+
+pytest: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var reports .mypy_cache .ruff_cache .pytest_cache .hypothesis

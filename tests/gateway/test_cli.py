@@ -1,0 +1,86 @@
+"""The retail-gateway command line: migrate, seed-demo and serve, as scripts use it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port
+
+
+def _cli(*args: str, database_url: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url, "GATEWAY_LOG_LEVEL": "WARNING"}
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_migrate_and_seed_demo_print_json_for_scripts(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+
+    migrated = _cli("migrate", "--json", database_url=url)
+    seeded = _cli("seed-demo", "--json", database_url=url)
+    seeded_again = _cli("seed-demo", "--json", database_url=url)
+
+    assert migrated.returncode == 0, migrated.stderr
+    assert json.loads(migrated.stdout)["head"] == ["0001"]
+    assert seeded.returncode == 0, seeded.stderr
+    assert "MUG-RED-350" in json.loads(seeded.stdout)["products"]
+    assert json.loads(seeded_again.stdout) == json.loads(seeded.stdout)
+
+
+def test_serve_refuses_to_start_on_an_unmigrated_database(tmp_path: Path) -> None:
+    result = _cli(
+        "serve", "--port", str(free_port()), database_url=f"sqlite:///{tmp_path / 'new.db'}"
+    )
+
+    assert result.returncode == 2
+    assert "not migrated" in result.stderr
+
+
+def test_served_gateway_answers_health_and_readiness(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    assert _cli("migrate", database_url=url).returncode == 0
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url, "GATEWAY_LOG_LEVEL": "WARNING"}
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            health = _wait_for(f"http://127.0.0.1:{port}/healthz", server, log_path)
+            ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+    assert health.json() == {"status": "ok"}
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["migrations"]["status"] == "ok"
+
+
+def _wait_for(url: str, server: subprocess.Popen[bytes], log_path: Path) -> httpx.Response:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"server exited: {log_path.read_text()}")
+        try:
+            return httpx.get(url, timeout=1)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within 30 s")

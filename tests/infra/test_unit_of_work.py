@@ -1,0 +1,184 @@
+"""A unit of work commits its business change and its outbox events together, or neither."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, insert, select
+
+from contracts import EventEnvelope
+from gateway_infra.clock import ManualClock
+from gateway_infra.correlation import correlation_id_var
+from gateway_infra.scheduler import schedule
+from gateway_infra.tables import outbox, timers
+from gateway_infra.unit_of_work import Store, UnitOfWork
+from system_api.tables import document_sequences
+
+
+class Boom(Exception):
+    """Raised by a unit of work that must roll back."""
+
+
+@pytest.fixture
+def correlation_id() -> Iterator[str]:
+    token = correlation_id_var.set("corr-test-42")
+    yield "corr-test-42"
+    correlation_id_var.reset(token)
+
+
+def outbox_rows(conn: Connection) -> list[Any]:
+    return list(conn.execute(select(outbox).order_by(outbox.c.id)).all())
+
+
+def sequence_names(conn: Connection) -> list[str]:
+    return list(conn.execute(select(document_sequences.c.name)).scalars())
+
+
+def timer_keys(conn: Connection) -> list[str]:
+    return list(conn.execute(select(timers.c.key)).scalars())
+
+
+def open_sequence_and_announce(uow: UnitOfWork) -> EventEnvelope:
+    uow.conn.execute(insert(document_sequences).values(name="order", prefix="ORD-", next_value=1))
+    return uow.emit(
+        "sequence.opened",
+        source="system_api",
+        subject="sequence/order",
+        channel="webshop",
+        data={"prefix": "ORD-", "next_value": 1},
+    )
+
+
+async def test_events_are_in_the_outbox_after_commit_with_the_correlation_id(
+    store: Store, clock: ManualClock, correlation_id: str
+) -> None:
+    emitted = await store.write(open_sequence_and_announce)
+
+    rows = await store.read(outbox_rows)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row.event_id == str(emitted.id)
+    assert row.type == "sequence.opened"
+    assert row.version == 1
+    assert row.source == "system_api"
+    assert row.subject == "sequence/order"
+    assert row.channel == "webshop"
+    assert row.correlation_id == correlation_id
+    assert row.causation_id == correlation_id
+    assert row.occurred_at == clock.now()
+    assert await store.read(sequence_names) == ["order"]
+
+
+async def test_a_unit_of_work_that_raises_commits_neither_its_change_nor_its_events(
+    store: Store, clock: ManualClock, correlation_id: str
+) -> None:
+    def change_then_fail(uow: UnitOfWork) -> None:
+        open_sequence_and_announce(uow)
+        schedule(
+            uow.conn,
+            kind="reservation.expire",
+            key="res-1",
+            due_at=uow.now + timedelta(minutes=15),
+            now=uow.now,
+        )
+        uow.emit("reservation.held", source="process_api", subject="reservation/res-1", data={})
+        raise Boom("the change is abandoned")
+
+    with pytest.raises(Boom):
+        await store.write(change_then_fail)
+
+    assert await store.read(outbox_rows) == []
+    assert await store.read(sequence_names) == []
+    assert await store.read(timer_keys) == []
+
+
+async def test_events_emitted_in_a_failed_unit_of_work_do_not_leak_into_the_next_one(
+    store: Store, correlation_id: str
+) -> None:
+    def fail(uow: UnitOfWork) -> None:
+        uow.emit("ghost.event", source="process_api", subject="ghost/1", data={})
+        raise Boom("rolled back")
+
+    with pytest.raises(Boom):
+        await store.write(fail)
+    await store.write(open_sequence_and_announce)
+
+    assert [r.type for r in await store.read(outbox_rows)] == ["sequence.opened"]
+
+
+async def test_the_stored_envelope_round_trips_to_an_equal_event_envelope(
+    store: Store, correlation_id: str
+) -> None:
+    emitted = await store.write(open_sequence_and_announce)
+
+    (row,) = await store.read(outbox_rows)
+    restored = EventEnvelope.model_validate(row.envelope)
+
+    assert restored == emitted
+    assert restored.correlation_id == correlation_id
+    assert restored.occurred_at.utcoffset() == timedelta(0)
+
+
+async def test_events_are_stored_in_the_order_they_were_emitted(store: Store) -> None:
+    def emit_three(uow: UnitOfWork) -> None:
+        for n in range(3):
+            uow.emit("item.counted", source="process_api", subject=f"item/{n}", data={"n": n})
+
+    await store.write(emit_three)
+
+    rows = await store.read(outbox_rows)
+    assert [r.subject for r in rows] == ["item/0", "item/1", "item/2"]
+    assert [r.envelope["data"] for r in rows] == [{"n": 0}, {"n": 1}, {"n": 2}]
+
+
+async def test_an_explicit_causation_id_is_kept_next_to_the_correlation_id(
+    store: Store, correlation_id: str
+) -> None:
+    def emit_caused(uow: UnitOfWork) -> None:
+        uow.emit(
+            "order.accepted",
+            source="process_api",
+            subject="order/ord-1",
+            causation_id="evt-upstream-7",
+            data={},
+        )
+
+    await store.write(emit_caused)
+
+    (row,) = await store.read(outbox_rows)
+    assert row.correlation_id == correlation_id
+    assert row.causation_id == "evt-upstream-7"
+
+
+async def test_without_a_correlation_id_events_are_stored_with_none(store: Store) -> None:
+    assert correlation_id_var.get() is None
+
+    await store.write(open_sequence_and_announce)
+
+    (row,) = await store.read(outbox_rows)
+    assert row.correlation_id is None
+    assert row.causation_id is None
+
+
+def test_write_sync_commits_events_with_the_current_correlation_id(
+    store: Store, correlation_id: str
+) -> None:
+    store.write_sync(open_sequence_and_announce)
+
+    rows = store.database.run_read(outbox_rows)
+    assert [r.correlation_id for r in rows] == [correlation_id]
+
+
+async def test_a_unit_of_work_without_events_writes_nothing_to_the_outbox(store: Store) -> None:
+    def change_only(uow: UnitOfWork) -> None:
+        uow.conn.execute(
+            insert(document_sequences).values(name="invoice", prefix="INV-", next_value=1)
+        )
+
+    await store.write(change_only)
+
+    assert await store.read(outbox_rows) == []
+    assert await store.read(sequence_names) == ["invoice"]

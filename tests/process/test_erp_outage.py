@@ -1,0 +1,68 @@
+"""An ERP outage never loses an order or accepts it early: it waits and the scheduler retries."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from gateway import Gateway, build_app, build_gateway
+from gateway_infra.clock import ManualClock
+from system_api.app import create_system_app
+from tests.conftest import UvicornThread, free_port, make_settings
+from tests.factories import order_payload, seed_products
+
+
+@pytest.fixture
+async def gateway(database_url: str, clock: ManualClock) -> AsyncIterator[Gateway]:
+    """A gateway whose system API is a separate uvicorn service, not running at first."""
+    port = free_port()
+    settings = make_settings(
+        database_url,
+        system_api_transport="http",
+        system_api_url=f"http://127.0.0.1:{port}",
+        system_api_timeout_seconds=1.0,
+    )
+    built = build_gateway(settings, clock=clock)
+    built.system_port = port  # type: ignore[attr-defined]
+    yield built
+    await built.aclose()
+
+
+async def test_order_waits_while_the_erp_is_down_and_is_accepted_once_it_is_back(
+    gateway: Gateway, clock: ManualClock, database_url: str
+) -> None:
+    seed_products(gateway)
+    app = build_app(gateway, run_background=False)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://gw.test"
+    ) as client:
+        deferred = await client.post("/process/v1/orders", json=order_payload("CH-OUT-1"))
+        assert deferred.status_code == 202, deferred.text
+        order_id = deferred.json()["order_id"]
+        assert deferred.json()["status"] == "received"
+
+        clock.advance(timedelta(minutes=1))
+        assert await gateway.scheduler.run_due() == 1  # retried, ERP still down
+        still_waiting = (await client.get(f"/process/v1/orders/{order_id}")).json()
+        assert still_waiting["status"] == "received"
+
+        system_side = build_gateway(make_settings(database_url), clock=clock)
+        server = UvicornThread(
+            create_system_app(settings=system_side.settings, erp=system_side.embedded_erp),
+            port=gateway.system_port,  # type: ignore[attr-defined]
+        ).start()
+        try:
+            clock.advance(timedelta(hours=1))
+            assert await gateway.scheduler.run_due() == 1
+            accepted = (await client.get(f"/process/v1/orders/{order_id}")).json()
+        finally:
+            server.stop()
+            await system_side.aclose()
+
+    assert accepted["status"] == "accepted"
+    assert [h["to_status"] for h in accepted["history"]] == ["received", "validated", "accepted"]
+    clock.advance(timedelta(days=1))
+    assert await gateway.scheduler.run_due() == 0  # nothing left to retry
