@@ -32,6 +32,7 @@ from gateway_infra.unit_of_work import Store
 from partner_api.app import create_partner_app
 from process_api.app import create_process_app
 from process_api.order_to_cash.service import OrderService
+from partner_api.tables import metadata as partner_metadata
 from process_api.tables import metadata as process_metadata
 from system_api.app import create_system_app
 from system_api.erp.embedded import EmbeddedErp, upsert_products
@@ -39,7 +40,12 @@ from system_api.erp.http_client import HttpErpClient
 from system_api.erp.port import ErpPort
 from system_api.tables import metadata as system_metadata
 
-ALL_METADATA: tuple[MetaData, ...] = (infra_metadata, system_metadata, process_metadata)
+ALL_METADATA: tuple[MetaData, ...] = (
+    infra_metadata,
+    system_metadata,
+    process_metadata,
+    partner_metadata,
+)
 SECRET_SETTINGS: tuple[str, ...] = ()
 NOT_READY = ProblemType("not-ready", "The gateway is not ready to serve", 503)
 

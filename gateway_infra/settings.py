@@ -5,8 +5,36 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import AliasChoices, Field, HttpUrl, field_validator
+from datetime import UTC, datetime
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ThrottleTier(BaseModel):
+    """Request limits of one tier: a burst per short window and a sustained rate per minute."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    burst: int = Field(ge=1, description="Requests allowed per burst window.")
+    burst_window_seconds: int = Field(default=1, ge=1)
+    sustained: int = Field(ge=1, description="Requests allowed per sustained window.")
+    sustained_window_seconds: int = Field(default=60, ge=1)
+
+
+DEFAULT_THROTTLE_TIERS = {
+    "standard": ThrottleTier(burst=10, sustained=600),
+    "premium": ThrottleTier(burst=50, sustained=3000),
+    "internal": ThrottleTier(burst=200, sustained=12000),
+}
 
 
 class Settings(BaseSettings):
@@ -60,6 +88,62 @@ class Settings(BaseSettings):
         default=Decimal("0.01"),
         ge=0,
         description="Largest difference between an order line price and the ERP price list.",
+    )
+
+    request_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="A request still unanswered after this gets 504."
+    )
+
+    key_encryption_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Secret (any string, 32+ characters) that encrypts signing keys and webhook secrets at "
+            "rest; replicas must share it. Unset on SQLite: generated into var/ on first use."
+        ),
+    )
+    access_token_lifetime_seconds: int = Field(
+        default=900, ge=60, le=86400, description="Lifetime of issued access tokens."
+    )
+    token_leeway_seconds: int = Field(
+        default=10, ge=0, le=300, description="Clock skew tolerated on exp/nbf/iat."
+    )
+    signing_alg: Literal["ES256", "RS256"] = Field(
+        default="ES256", description="Algorithm of new signing keys."
+    )
+    signing_key_grace_seconds: int = Field(
+        default=3600, ge=60, description="How long a retired signing key stays in the JWKS."
+    )
+    client_status_cache_seconds: float = Field(
+        default=1.0, ge=0, le=1.0, description="How long a client's enabled state is cached."
+    )
+
+    throttle_tiers: dict[str, ThrottleTier] = Field(
+        default_factory=lambda: dict(DEFAULT_THROTTLE_TIERS),
+        description="Request limits per throttling tier (JSON); partner clients name their tier.",
+    )
+    token_endpoint_throttle: ThrottleTier = Field(
+        default=ThrottleTier(burst=10, sustained=120),
+        description="Request limits of POST /oauth/token per client IP address.",
+    )
+
+    idempotency_retention_seconds: int = Field(
+        default=86400, ge=60, description="How long an Idempotency-Key and its response are kept."
+    )
+    idempotency_lease_seconds: float = Field(
+        default=30.0, gt=0, description="How long a key stays in flight before a retry may take it."
+    )
+
+    partner_v1_deprecation: datetime | None = Field(
+        default=datetime(2026, 11, 1, tzinfo=UTC),
+        description="When /partner/v1 was deprecated (Deprecation header); unset: not deprecated.",
+    )
+    partner_v1_sunset: datetime | None = Field(
+        default=datetime(2027, 6, 30, tzinfo=UTC),
+        description="When /partner/v1 will stop answering (Sunset header).",
+    )
+    partner_v1_migration_url: str = Field(
+        default="/partner/migration/v1-to-v2",
+        description="Link of rel=deprecation and rel=sunset: the v1 to v2 migration note.",
     )
 
     scheduler_enabled: bool = Field(

@@ -71,3 +71,32 @@ timers = Table(
     UniqueConstraint("kind", "key", name="uq_infra_timers_kind_key"),
     Index("ix_infra_timers_state_due_at", "state", "due_at"),
 )
+
+oauth_clients = Table(
+    "infra_oauth_clients",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("channel", String(64), nullable=True),
+    Column("scopes", Text, nullable=False),
+    Column("throttle_tier", String(32), nullable=False),
+    Column("secret_digest", String(64), nullable=False),
+    Column("disabled_at", UtcDateTime(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+signing_keys = Table(
+    "infra_signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("alg", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("private_key", Text, nullable=False),
+    Column("public_jwk", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("activated_at", UtcDateTime(), nullable=True),
+    Column("retired_at", UtcDateTime(), nullable=True),
+    Index("ix_infra_signing_keys_state", "state"),
+)
