@@ -7,32 +7,45 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import MetaData, text
 
 from contracts import Money, Product, ProductStatus
 from gateway_infra import schema_migrations as migrations
+from gateway_infra.auth.client_token import ClientCredentials
+from gateway_infra.auth.clients import ClientError, ClientKind, ClientRecord, ClientRegistry
+from gateway_infra.auth.dependencies import LayerAuth
+from gateway_infra.auth.keys import SigningKeys
+from gateway_infra.auth.scopes import PARTNER_SCOPES, PROCESS_SCOPES, SYSTEM_SCOPES, Layer
+from gateway_infra.auth.secret_box import load_secret_box
+from gateway_infra.auth.server import GatewayAuthorizationServer, create_oauth_router
+from gateway_infra.auth.tokens import TokenIssuer, TokenVerifier
 from gateway_infra.clock import Clock, SystemClock
-from gateway_infra.database import Database
+from gateway_infra.database import Database, normalise_url
 from gateway_infra.http import install_common_http
 from gateway_infra.logging import configure_logging
 from gateway_infra.problems import ProblemType, problem_response
 from gateway_infra.scheduler import Scheduler
 from gateway_infra.settings import Settings, settings_reference
 from gateway_infra.tables import metadata as infra_metadata
+from gateway_infra.throttle import Throttle
 from gateway_infra.unit_of_work import Store
-from partner_api.app import create_partner_app
+from partner_api.app import MIGRATION_NOTE, create_partner_app
+from partner_api.edge import EdgeServices
+from partner_api.idempotency import IdempotencyStore
+from partner_api.tables import metadata as partner_metadata
 from process_api.app import create_process_app
 from process_api.order_to_cash.service import OrderService
-from partner_api.tables import metadata as partner_metadata
 from process_api.tables import metadata as process_metadata
 from system_api.app import create_system_app
 from system_api.erp.embedded import EmbeddedErp, upsert_products
@@ -46,7 +59,7 @@ ALL_METADATA: tuple[MetaData, ...] = (
     process_metadata,
     partner_metadata,
 )
-SECRET_SETTINGS: tuple[str, ...] = ()
+SECRET_SETTINGS = ("key_encryption_key", "system_api_client_secret")
 NOT_READY = ProblemType("not-ready", "The gateway is not ready to serve", 503)
 
 
@@ -59,10 +72,23 @@ class Gateway:
     database: Database
     store: Store
     scheduler: Scheduler
+    keys: SigningKeys
+    clients: ClientRegistry
+    verifier: TokenVerifier
+    authorization_server: GatewayAuthorizationServer
+    throttle: Throttle
+    idempotency: IdempotencyStore
     embedded_erp: EmbeddedErp
     erp: ErpPort
     orders: OrderService
     closers: list[Callable[[], Any]] = field(default_factory=list)
+
+    @property
+    def issuer(self) -> str:
+        return str(self.settings.public_base_url).rstrip("/")
+
+    def layer_auth(self, layer: Layer) -> LayerAuth:
+        return LayerAuth(verifier=self.verifier, layer=layer)
 
     async def aclose(self) -> None:
         for close in reversed(self.closers):
@@ -76,6 +102,7 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
     """Wire the gateway's parts from settings; nothing starts running here."""
     settings = settings or Settings()
     clock = clock or SystemClock()
+    issuer = str(settings.public_base_url).rstrip("/")
     database = Database(
         settings.database_url,
         busy_timeout_ms=settings.db_busy_timeout_ms,
@@ -83,12 +110,39 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
     )
     store = Store(database, clock)
     scheduler = Scheduler(store, lease=timedelta(seconds=settings.scheduler_lease_seconds))
+    box = load_secret_box(
+        settings.key_encryption_key.get_secret_value() if settings.key_encryption_key else None,
+        database_path=None
+        if database.is_memory or not database.is_sqlite
+        else database.url.database,
+    )
+    keys = SigningKeys(
+        store,
+        box,
+        alg=settings.signing_alg,
+        grace=timedelta(seconds=settings.signing_key_grace_seconds),
+    )
+    clients = ClientRegistry(store, status_cache_seconds=settings.client_status_cache_seconds)
+    token_issuer = TokenIssuer(
+        keys, clock, issuer=issuer, lifetime_seconds=settings.access_token_lifetime_seconds
+    )
+    verifier = TokenVerifier(
+        keys, clients, clock, issuer=issuer, leeway_seconds=settings.token_leeway_seconds
+    )
+    throttle = Throttle(redis_url=settings.redis_url)
+    closers: list[Callable[[], Any]] = [throttle.aclose]
+    idempotency = IdempotencyStore(
+        store,
+        retention=timedelta(seconds=settings.idempotency_retention_seconds),
+        lease=timedelta(seconds=settings.idempotency_lease_seconds),
+    )
     embedded_erp = EmbeddedErp(store, price_tolerance=settings.erp_price_tolerance)
-    closers: list[Callable[[], Any]] = []
     erp: ErpPort
     if settings.system_api_transport == "http":
         http_erp = HttpErpClient(
-            settings.system_api_url, timeout_seconds=settings.system_api_timeout_seconds
+            settings.system_api_url,
+            timeout_seconds=settings.system_api_timeout_seconds,
+            credentials=_system_api_credentials(settings, issuer),
         )
         closers.append(http_erp.aclose)
         erp = http_erp
@@ -102,10 +156,27 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         database=database,
         store=store,
         scheduler=scheduler,
+        keys=keys,
+        clients=clients,
+        verifier=verifier,
+        authorization_server=GatewayAuthorizationServer(clients, token_issuer),
+        throttle=throttle,
+        idempotency=idempotency,
         embedded_erp=embedded_erp,
         erp=erp,
         orders=orders,
         closers=closers,
+    )
+
+
+def _system_api_credentials(settings: Settings, issuer: str) -> ClientCredentials | None:
+    if not settings.system_api_client_id or not settings.system_api_client_secret:
+        return None
+    return ClientCredentials(
+        token_url=settings.system_api_token_url or f"{issuer}/oauth/token",
+        client_id=settings.system_api_client_id,
+        client_secret=settings.system_api_client_secret.get_secret_value(),
+        scope="system:erp:read system:erp:write",
     )
 
 
@@ -138,7 +209,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
-    install_common_http(app, max_body_bytes=settings.max_body_bytes)
+    install_common_http(app, max_body_bytes=settings.max_body_bytes, exempt_paths=("/oauth/",))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -148,9 +219,50 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
     async def readyz() -> JSONResponse:
         return await readiness(gateway)
 
-    app.mount("/system", create_system_app(settings=settings, erp=gateway.embedded_erp))
-    app.mount("/process", create_process_app(settings=settings, orders=gateway.orders))
-    app.mount("/partner/v1", create_partner_app(settings=settings, version="v1"))
+    app.include_router(
+        create_oauth_router(
+            server=gateway.authorization_server,
+            keys=gateway.keys,
+            issuer=gateway.issuer,
+            throttle=gateway.throttle,
+            token_throttle=settings.token_endpoint_throttle,
+        )
+    )
+
+    @app.get(settings.partner_v1_migration_url, include_in_schema=False)
+    async def partner_migration_note() -> PlainTextResponse:
+        return PlainTextResponse(MIGRATION_NOTE.read_text(), media_type="text/markdown")
+
+    app.mount(
+        "/system",
+        create_system_app(
+            settings=settings,
+            auth=gateway.layer_auth(Layer.SYSTEM),
+            erp=gateway.embedded_erp,
+        ),
+    )
+    app.mount(
+        "/process",
+        create_process_app(
+            settings=settings, auth=gateway.layer_auth(Layer.PROCESS), orders=gateway.orders
+        ),
+    )
+    edge = EdgeServices(
+        throttle=gateway.throttle,
+        tiers=settings.throttle_tiers,
+        idempotency=gateway.idempotency,
+    )
+    for version in ("v1", "v2"):
+        app.mount(
+            f"/partner/{version}",
+            create_partner_app(
+                settings=settings,
+                version=version,
+                auth=gateway.layer_auth(Layer.PARTNER),
+                edge=edge,
+                orders=gateway.orders,
+            ),
+        )
     return app
 
 
@@ -206,21 +318,43 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], human: str) -> None:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Apply migrations and make sure token signing keys exist (run once before replicas)."""
     database = Database(settings.database_url)
     try:
         migrations.upgrade(database)
         state = migrations.migration_state(database)
     finally:
         database.dispose()
+    gateway = build_gateway(settings)
+    try:
+        gateway.keys.ensure()
+    finally:
+        gateway.database.dispose()
+    url = database.url.render_as_string(hide_password=True)
     _emit(
         args,
-        {"database": database.url.render_as_string(hide_password=True), "head": list(state.head)},
-        f"migrated {database.url.render_as_string(hide_password=True)} to {', '.join(state.head)}",
+        {"database": url, "head": list(state.head)},
+        f"migrated {url} to {', '.join(state.head)}",
     )
     return 0
 
 
+DEMO_CLIENTS: tuple[tuple[str, ClientKind, str | None, frozenset[str]], ...] = (
+    ("demo-webshop", ClientKind.PARTNER, "webshop", frozenset(PARTNER_SCOPES)),
+    ("demo-marketplace", ClientKind.PARTNER, "marketplace", frozenset(PARTNER_SCOPES)),
+    ("demo-ops", ClientKind.INTERNAL, None, frozenset(PROCESS_SCOPES) | frozenset(SYSTEM_SCOPES)),
+)
+
+
+def demo_credentials_path(settings: Settings) -> Path:
+    url = normalise_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(url.database).resolve().parent / "demo-credentials.json"
+    return Path("var/demo-credentials.json").resolve()
+
+
 def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Demo item master and demo clients; secrets are generated here and kept in var/ (0600)."""
     gateway = build_gateway(settings)
     try:
         products = [
@@ -234,12 +368,124 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
             for sku, name, price in DEMO_PRODUCTS
         ]
         gateway.store.write_sync(lambda uow: upsert_products(uow, products))
+        credentials = _demo_clients(gateway, demo_credentials_path(settings))
+    finally:
+        gateway.database.dispose()
+    issuer = str(settings.public_base_url).rstrip("/")
+    human = ["demo item master: " + ", ".join(p.sku for p in products), "demo clients:"]
+    for entry in credentials:
+        human.append(
+            f"  {entry['name']:<17} client_id={entry['client_id']} "
+            f"client_secret={entry['client_secret']}"
+        )
+    first = credentials[0]
+    human.append(
+        f"  token: curl -s -u {first['client_id']}:{first['client_secret']} "
+        f"-d grant_type=client_credentials {issuer}/oauth/token"
+    )
+    _emit(args, {"products": [p.sku for p in products], "clients": credentials}, "\n".join(human))
+    return 0
+
+
+def _demo_clients(gateway: Gateway, path: Path) -> list[dict[str, Any]]:
+    saved: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        saved = {entry["name"]: entry for entry in json.loads(path.read_text())}
+    result: list[dict[str, Any]] = []
+    for name, kind, channel, scopes in DEMO_CLIENTS:
+        entry = saved.get(name)
+        record = gateway.clients.get(entry["client_id"]) if entry else None
+        if entry is None or record is None or not record.active:
+            record, secret = gateway.clients.add(
+                name=name, kind=kind, scopes=scopes, channel=channel
+            )
+            entry = {"name": name, "client_id": record.client_id, "client_secret": secret}
+        result.append({**entry, "kind": kind.value, "channel": channel})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(result, handle, indent=2)
+    return result
+
+
+def cmd_clients(args: argparse.Namespace, settings: Settings) -> int:
+    gateway = build_gateway(settings)
+    try:
+        registry = gateway.clients
+        if args.clients_command == "add":
+            scopes = [s for part in args.scopes for s in part.replace(",", " ").split()]
+            record, secret = registry.add(
+                name=args.name,
+                kind=ClientKind(args.kind),
+                scopes=scopes,
+                channel=args.channel,
+                throttle_tier=args.tier,
+            )
+            data = {**_client_json(record), "client_secret": secret}
+            _emit(
+                args,
+                data,
+                f"client_id={record.client_id}\nclient_secret={secret}\n"
+                "(the secret is shown once; store it now)",
+            )
+        elif args.clients_command == "rotate-secret":
+            secret = registry.rotate_secret(args.client_id)
+            _emit(
+                args,
+                {"client_id": args.client_id, "client_secret": secret},
+                f"client_id={args.client_id}\nclient_secret={secret}",
+            )
+        elif args.clients_command in ("disable", "enable"):
+            change = registry.disable if args.clients_command == "disable" else registry.enable
+            change(args.client_id)
+            _emit(
+                args,
+                {"client_id": args.client_id, "status": args.clients_command + "d"},
+                f"{args.client_id} {args.clients_command}d",
+            )
+        else:
+            records = [_client_json(r) for r in registry.list()]
+            _emit(
+                args,
+                {"clients": records},
+                "\n".join(
+                    f"{r['client_id']}  {r['kind']:<8} {r['channel'] or '-':<12} "
+                    f"{'active' if r['active'] else 'disabled':<8} {r['name']}"
+                    for r in records
+                )
+                or "no clients",
+            )
+    except ClientError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        gateway.database.dispose()
+    return 0
+
+
+def _client_json(record: ClientRecord) -> dict[str, Any]:
+    return {
+        "client_id": record.client_id,
+        "name": record.name,
+        "kind": record.kind.value,
+        "channel": record.channel,
+        "scopes": sorted(record.scopes),
+        "throttle_tier": record.throttle_tier,
+        "active": record.active,
+    }
+
+
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    gateway = build_gateway(settings)
+    try:
+        rotated = gateway.keys.rotate()
     finally:
         gateway.database.dispose()
     _emit(
         args,
-        {"products": [p.sku for p in products]},
-        "demo item master: " + ", ".join(p.sku for p in products),
+        rotated,
+        f"signing keys rotated: current={rotated['current']} next={rotated['next']} "
+        f"retired={rotated['retired']}",
     )
     return 0
 
@@ -309,6 +555,32 @@ def parser() -> argparse.ArgumentParser:
     seed = commands.add_parser("seed-demo", help="load demo item master data (idempotent)")
     seed.add_argument("--json", action="store_true", help="print the result as JSON")
     seed.set_defaults(handler=cmd_seed_demo)
+
+    clients = commands.add_parser("clients", help="manage OAuth2 clients")
+    clients_commands = clients.add_subparsers(dest="clients_command", required=True)
+    add = clients_commands.add_parser("add", help="register a client; prints its secret once")
+    add.add_argument("name")
+    add.add_argument("--kind", choices=[k.value for k in ClientKind], required=True)
+    add.add_argument("--channel", help="the channel a partner client acts for")
+    add.add_argument("--scopes", nargs="+", required=True, help="scopes, space or comma separated")
+    add.add_argument("--tier", default="standard", help="throttling tier (settings.throttle_tiers)")
+    for name, help_text in (
+        ("disable", "stop a client; its tokens fail within a second"),
+        ("enable", "allow a disabled client again"),
+        ("rotate-secret", "issue a new secret; the old one stops working"),
+    ):
+        sub = clients_commands.add_parser(name, help=help_text)
+        sub.add_argument("client_id")
+    clients_commands.add_parser("list", help="list clients")
+    for sub in clients_commands.choices.values():
+        sub.add_argument("--json", action="store_true", help="print the result as JSON")
+    clients.set_defaults(handler=cmd_clients)
+
+    keys = commands.add_parser("keys", help="manage token signing keys")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = keys_commands.add_parser("rotate", help="retire current, promote next, create next")
+    rotate.add_argument("--json", action="store_true", help="print the result as JSON")
+    keys.set_defaults(handler=cmd_keys)
 
     show = commands.add_parser("settings", help="print the effective settings")
     show.add_argument("--json", action="store_true", help="print the settings as JSON")

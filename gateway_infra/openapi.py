@@ -24,7 +24,9 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def install_openapi(app: FastAPI) -> None:
+def install_openapi(
+    app: FastAPI, *, token_url: str | None = None, required_headers: tuple[str, ...] = ()
+) -> None:
     """Generate the app's OpenAPI 3.1 document once, with the Problem schema and problem 422s."""
 
     def openapi() -> dict[str, Any]:
@@ -55,6 +57,18 @@ def install_openapi(app: FastAPI) -> None:
                         "description": "The request is not valid",
                         "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_REF}},
                     }
+        for path_item in document.get("paths", {}).values():
+            for operation in path_item.values():
+                for parameter in operation.get("parameters", []):
+                    # Checked by the app itself (400 problem, not 422), but required all the same.
+                    if parameter.get("in") == "header" and parameter["name"] in required_headers:
+                        parameter["required"] = True
+                        parameter["schema"] = {"type": "string", "minLength": 1, "maxLength": 257}
+        if token_url is not None:
+            for scheme in document["components"].get("securitySchemes", {}).values():
+                for flow in scheme.get("flows", {}).values():
+                    if "tokenUrl" in flow:
+                        flow["tokenUrl"] = token_url
         app.openapi_schema = document
         return document
 

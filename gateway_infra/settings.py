@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
-
-from datetime import UTC, datetime
 
 from pydantic import (
     AliasChoices,
@@ -79,6 +79,15 @@ class Settings(BaseSettings):
     system_api_url: str = Field(
         default="http://127.0.0.1:8000/system",
         description="Base URL of system_api when system_api_transport is http.",
+    )
+    system_api_client_id: str | None = Field(
+        default=None, description="Internal client the process layer uses to call system_api."
+    )
+    system_api_client_secret: SecretStr | None = Field(
+        default=None, description="Secret of system_api_client_id."
+    )
+    system_api_token_url: str | None = Field(
+        default=None, description="Token endpoint for that client (default: this gateway's)."
     )
     system_api_timeout_seconds: float = Field(
         default=5.0, gt=0, description="Timeout of one HTTP call to system_api."
@@ -187,6 +196,11 @@ def settings_reference() -> str:
         "|---|---|---|",
     ]
     for name, field in Settings.model_fields.items():
-        default = "(none)" if field.default is None else f"`{field.default}`"
+        value = field.get_default(call_default_factory=True)
+        if isinstance(value, BaseModel):
+            value = value.model_dump()
+        elif isinstance(value, dict):
+            value = {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in value.items()}
+        default = "(none)" if value is None else f"`{json.dumps(value, default=str)}`"
         lines.append(f"| `{environment_variable(name)}` | {default} | {field.description} |")
     return "\n".join(lines) + "\n"

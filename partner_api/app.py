@@ -1,24 +1,79 @@
-"""Factory of the partner API apps (/partner/v1, later /partner/v2)."""
+"""Factory of the partner API apps (/partner/v1 and /partner/v2): one per version, each behind
+the partner edge (OAuth2, per-partner throttling, idempotency, channel isolation)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, Literal
+
 from fastapi import FastAPI
 
+from gateway_infra.auth.dependencies import LayerAuth
 from gateway_infra.http import install_common_http
 from gateway_infra.openapi import install_openapi
 from gateway_infra.settings import Settings
+from gateway_infra.throttle import StateHeadersMiddleware
+from partner_api.deprecation import DeprecationMiddleware, deprecation_headers
+from partner_api.edge import IDEMPOTENCY_HEADER, EdgeServices
+from partner_api.orders import build_orders_router
+from partner_api.v1.schemas import V1Orders
+from partner_api.v2.schemas import V2Orders
+from process_api.order_to_cash.port import OrdersPort
+
+Version = Literal["v1", "v2"]
+MIGRATION_NOTE = Path(__file__).parent / "migration-v1-to-v2.md"
+REPRESENTATIONS: dict[str, Any] = {"v1": V1Orders(), "v2": V2Orders()}
 
 
-def create_partner_app(*, settings: Settings, version: str = "v1") -> FastAPI:
-    """Build one version of the partner API."""
+def create_partner_app(
+    *,
+    settings: Settings,
+    version: Version,
+    auth: LayerAuth,
+    edge: EdgeServices,
+    orders: OrdersPort,
+) -> FastAPI:
+    """Build one version of the partner API; runs alone or mounted at /partner/<version>."""
+    representation = REPRESENTATIONS[version]
+    deprecated = version == "v1" and settings.partner_v1_deprecation is not None
     app = FastAPI(
         title=f"Retail Sync Gateway: partner API {version}",
-        version=version.lstrip("v") + ".0.0",
+        version=f"{version.lstrip('v')}.0.0",
         summary="Endpoints marketplaces call to submit orders and read their state.",
+        description=(
+            "Authenticate with OAuth2 client credentials at /oauth/token. Every state-changing "
+            f"POST needs an `{IDEMPOTENCY_HEADER}` header; keys are kept "
+            f"{settings.idempotency_retention_seconds // 3600} hours. Requests are throttled per "
+            "client (RateLimit-Policy and RateLimit headers; 429 with Retry-After)."
+            + (
+                f" This version is deprecated and sunsets on {settings.partner_v1_sunset:%Y-%m-%d}"
+                "; see the migration note linked in the Deprecation headers."
+                if deprecated and settings.partner_v1_sunset
+                else ""
+            )
+        ),
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
     )
+    app.state.auth = auth
+    app.state.edge = edge
+    app.state.orders = orders
+    app.include_router(build_orders_router(representation))
+    app.add_middleware(StateHeadersMiddleware)
+    if version == "v1":
+        app.add_middleware(
+            DeprecationMiddleware,
+            headers=deprecation_headers(
+                settings.partner_v1_deprecation,
+                settings.partner_v1_sunset,
+                settings.partner_v1_migration_url,
+            ),
+        )
     install_common_http(app, max_body_bytes=settings.max_body_bytes)
-    install_openapi(app)
+    install_openapi(
+        app,
+        token_url=f"{auth.verifier.issuer}/oauth/token",
+        required_headers=(IDEMPOTENCY_HEADER,),
+    )
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from gateway_infra.auth.dependencies import LayerAuth
 from gateway_infra.http import install_common_http
 from gateway_infra.openapi import install_openapi
 from gateway_infra.settings import Settings
@@ -11,7 +12,7 @@ from process_api.order_to_cash.routes import router as orders_router
 from process_api.order_to_cash.service import OrderService
 
 
-def create_process_app(*, settings: Settings, orders: OrderService) -> FastAPI:
+def create_process_app(*, settings: Settings, auth: LayerAuth, orders: OrderService) -> FastAPI:
     """Build the process API with its services injected; runs alone or mounted at /process."""
     app = FastAPI(
         title="Retail Sync Gateway: process API",
@@ -22,7 +23,8 @@ def create_process_app(*, settings: Settings, orders: OrderService) -> FastAPI:
         redoc_url=None,
     )
     app.state.orders = orders
+    app.state.auth = auth
     install_common_http(app, max_body_bytes=settings.max_body_bytes)
     app.include_router(orders_router)
-    install_openapi(app)
+    install_openapi(app, token_url=f"{auth.verifier.issuer}/oauth/token")
     return app

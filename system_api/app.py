@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from gateway_infra.auth.dependencies import LayerAuth
 from gateway_infra.http import install_common_http
 from gateway_infra.openapi import install_openapi
 from gateway_infra.settings import Settings
@@ -11,7 +12,7 @@ from system_api.erp.port import ErpPort
 from system_api.erp.routes import router as erp_router
 
 
-def create_system_app(*, settings: Settings, erp: ErpPort) -> FastAPI:
+def create_system_app(*, settings: Settings, auth: LayerAuth, erp: ErpPort) -> FastAPI:
     """Build the system API with its backends injected; it can run alone or mounted at /system."""
     app = FastAPI(
         title="Retail Sync Gateway: system API",
@@ -22,7 +23,8 @@ def create_system_app(*, settings: Settings, erp: ErpPort) -> FastAPI:
         redoc_url=None,
     )
     app.state.erp = erp
+    app.state.auth = auth
     install_common_http(app, max_body_bytes=settings.max_body_bytes)
     app.include_router(erp_router)
-    install_openapi(app)
+    install_openapi(app, token_url=f"{auth.verifier.issuer}/oauth/token")
     return app

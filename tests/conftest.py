@@ -24,6 +24,8 @@ from sqlalchemy import create_engine, text
 
 from gateway import Gateway, build_app, build_gateway
 from gateway_infra import schema_migrations
+from gateway_infra.auth.clients import ClientKind
+from gateway_infra.auth.scopes import PROCESS_SCOPES, SYSTEM_SCOPES
 from gateway_infra.clock import ManualClock
 from gateway_infra.database import Database, normalise_url
 from gateway_infra.settings import Settings
@@ -41,7 +43,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     """An empty, migrated database of its own for one test: SQLite file, or a PostgreSQL schema."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'gateway.db'}"
-        _migrate(url)
+        migrate(url)
         yield url
         return
     base = os.environ.get("TEST_DATABASE_URL")
@@ -61,14 +63,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         skip_or_fail(f"PostgreSQL at TEST_DATABASE_URL is not reachable: {exc}")
     separator = "&" if "?" in base else "?"
     url = f"{base}{separator}options=-csearch_path%3D{schema}"
-    _migrate(url)
+    migrate(url)
     yield url
     with admin.begin() as conn:
         conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
 
 
-def _migrate(url: str) -> None:
+def migrate(url: str) -> None:
     database = Database(url)
     try:
         schema_migrations.upgrade(database)
@@ -86,6 +88,10 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "database_url": database_url,
         "log_json": True,
         "scheduler_enabled": False,
+        "key_encryption_key": "test-key-encryption-secret-of-32-characters-or-more",
+        # Tests drive many requests per client; limits have tests of their own.
+        "throttle_tiers": {"standard": {"burst": 10_000, "sustained": 100_000}},
+        "token_endpoint_throttle": {"burst": 10_000, "sustained": 100_000},
     }
     values.update(overrides)
     return Settings(**values)
@@ -96,9 +102,16 @@ def settings(database_url: str) -> Settings:
     return make_settings(database_url)
 
 
+def start_gateway(settings: Settings, clock: ManualClock) -> Gateway:
+    """A wired gateway with its signing keys in place (as `retail-gateway migrate` leaves it)."""
+    built = build_gateway(settings, clock=clock)
+    built.keys.ensure()
+    return built
+
+
 @pytest.fixture
 async def gateway(settings: Settings, clock: ManualClock) -> AsyncIterator[Gateway]:
-    built = build_gateway(settings, clock=clock)
+    built = start_gateway(settings, clock)
     yield built
     await built.aclose()
 
@@ -108,10 +121,63 @@ def app(gateway: Gateway) -> FastAPI:
     return build_app(gateway, run_background=False)
 
 
+BASE_URL = "http://127.0.0.1:8000"  # the default issuer; tokens are minted for it
+
+
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A caller without credentials."""
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as c:
+        yield c
+
+
+INTERNAL_SCOPES = frozenset(PROCESS_SCOPES) | frozenset(SYSTEM_SCOPES)
+
+
+async def fetch_token(
+    http: httpx.AsyncClient, client_id: str, secret: str, scope: str | None = None
+) -> str:
+    """A real access token from the real token endpoint (client_secret_basic)."""
+    form = {"grant_type": "client_credentials"}
+    if scope:
+        form["scope"] = scope
+    response = await http.post("/oauth/token", data=form, auth=(client_id, secret))
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+async def register_and_authorize(
+    gateway: Gateway,
+    http: httpx.AsyncClient,
+    *,
+    kind: ClientKind,
+    scopes: frozenset[str],
+    channel: str | None = None,
+    tier: str = "standard",
+) -> tuple[str, dict[str, str]]:
+    """Register a client, get its token, and return (client_id, Authorization header)."""
+    record, secret = gateway.clients.add(
+        name=f"test-{kind.value}-{channel or 'internal'}",
+        kind=kind,
+        scopes=scopes,
+        channel=channel,
+        throttle_tier=tier,
+    )
+    token = await fetch_token(http, record.client_id, secret)
+    return record.client_id, {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def client(gateway: Gateway, app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An internal application holding every process and system scope."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as c:
+        _, headers = await register_and_authorize(
+            gateway, c, kind=ClientKind.INTERNAL, scopes=INTERNAL_SCOPES
+        )
+        c.headers.update(headers)
         yield c
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response, Security
 
 from contracts import Order, OrderStatus, OrderSubmission
 from contracts.common import Identifier
+from gateway_infra.auth.dependencies import authenticate
 from gateway_infra.openapi import problem_responses
 from gateway_infra.problems import NOT_FOUND, ProblemError
 from process_api.order_to_cash.service import OrderService
@@ -21,13 +22,17 @@ def get_order_service(request: Request) -> OrderService:
 
 OrderServiceDep = Annotated[OrderService, Depends(get_order_service)]
 
-router = APIRouter(prefix="/v1/orders", tags=["orders"], responses=problem_responses(422))
+READ = [Security(authenticate, scopes=["process:orders:read"])]
+WRITE = [Security(authenticate, scopes=["process:orders:write"])]
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"], responses=problem_responses(401, 403, 422))
 
 
 @router.post(
     "",
     summary="Submit a channel order",
     status_code=201,
+    dependencies=WRITE,
     responses={
         200: {"model": Order, "description": "This channel order was submitted before; as it is."},
         201: {"description": "Validated by the ERP and accepted."},
@@ -41,7 +46,8 @@ async def submit_order(
     """Record the order once per (channel, channel_order_id) and validate it with the ERP."""
     result = await service.submit(submission, actor="process_api")
     order = result.order
-    response.headers["Location"] = str(request.url_for("get_order", order_id=order.order_id))
+    location = request.url_for("process_get_order", order_id=order.order_id)
+    response.headers["Location"] = str(location)
     if not result.created:
         response.status_code = 200
     elif order.status is OrderStatus.REJECTED:
@@ -56,7 +62,13 @@ async def submit_order(
     return order
 
 
-@router.get("/{order_id}", summary="One order with its history", responses=problem_responses(404))
+@router.get(
+    "/{order_id}",
+    summary="One order with its history",
+    name="process_get_order",
+    responses=problem_responses(404),
+    dependencies=READ,
+)
 async def get_order(service: OrderServiceDep, order_id: Annotated[Identifier, Path()]) -> Order:
     order = await service.get(order_id)
     if order is None:

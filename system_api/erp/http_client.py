@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import TypeAdapter
 
 from contracts import Product
 from contracts.erp import SalesOrder, SalesOrderDecision, SalesOrderRequest
+from gateway_infra.auth.client_token import ClientCredentials, ClientCredentialsToken
 from gateway_infra.correlation import CORRELATION_HEADER, current_correlation_id
 from system_api.errors import BackendUnavailable
 from system_api.schemas import ProductPage
@@ -34,13 +35,14 @@ class HttpErpClient:
         *,
         timeout_seconds: float = 5.0,
         attempts: int = 3,
+        credentials: ClientCredentials | None = None,
         client: httpx.AsyncClient | None = None,
-        headers: Mapping[str, str] | None = None,
     ) -> None:
         self._client = client or httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/erp/v1",
-            timeout=httpx.Timeout(timeout_seconds),
-            headers=dict(headers or {}),
+            base_url=base_url.rstrip("/") + "/erp/v1", timeout=httpx.Timeout(timeout_seconds)
+        )
+        self._token = (
+            ClientCredentialsToken(self._client, credentials) if credentials is not None else None
         )
         self._attempts = attempts
         self._rng = random.Random()  # noqa: S311 - jitter, not security
@@ -48,21 +50,32 @@ class HttpErpClient:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def _request(self, method: str, url: str, json: Any = None) -> httpx.Response:
+    async def _headers(self) -> dict[str, str]:
         headers = {}
         correlation_id = current_correlation_id()
         if correlation_id:
             headers[CORRELATION_HEADER] = correlation_id
+        if self._token is not None:
+            headers["Authorization"] = f"Bearer {await self._token.bearer()}"
+        return headers
+
+    async def _request(self, method: str, url: str, json: Any = None) -> httpx.Response:
         last_error = "no attempt made"
         for attempt in range(1, self._attempts + 1):
             try:
-                response = await self._client.request(method, url, json=json, headers=headers)
-            except httpx.TransportError as exc:
+                response = await self._client.request(
+                    method, url, json=json, headers=await self._headers()
+                )
+            except httpx.HTTPError as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
             else:
-                if response.status_code not in _RETRYABLE_STATUS:
+                if response.status_code == 401 and self._token is not None:
+                    self._token.forget()  # keys rotated or token expired early: fetch a new one
+                    last_error = "HTTP 401 from system API"
+                elif response.status_code not in _RETRYABLE_STATUS:
                     return response
-                last_error = f"HTTP {response.status_code}: {response.text[:200]}"
+                else:
+                    last_error = f"HTTP {response.status_code}: {response.text[:200]}"
             if attempt < self._attempts:
                 await asyncio.sleep(self._rng.uniform(0, 0.05 * 2**attempt))
         raise BackendUnavailable("system API", last_error)
@@ -97,7 +110,7 @@ class HttpErpClient:
         return SalesOrderDecision.model_validate_json(response.content)
 
     async def get_sales_order(self, sales_order_id: str) -> SalesOrder | None:
-        response = await self._request("GET", f"/sales-orders/{sales_order_id}")
+        response = await self._request("GET", f"/sales-orders/{quote(sales_order_id, safe='')}")
         if response.status_code == 404:
             return None
         if response.status_code != 200:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Security
 
 from contracts import Product
 from contracts.common import Sku
 from contracts.erp import SalesOrder, SalesOrderDecision, SalesOrderRequest
+from gateway_infra.auth.dependencies import authenticate
 from system_api.erp.port import ErpPort
 from system_api.errors import DocumentNotFound
 from system_api.schemas import ProductPage, problem_responses
@@ -20,11 +21,13 @@ def get_erp(request: Request) -> ErpPort:
 
 
 ErpDep = Annotated[ErpPort, Depends(get_erp)]
+READ = [Security(authenticate, scopes=["system:erp:read"])]
+WRITE = [Security(authenticate, scopes=["system:erp:write"])]
 
-router = APIRouter(prefix="/erp/v1", tags=["erp"], responses=problem_responses(422, 503))
+router = APIRouter(prefix="/erp/v1", tags=["erp"], responses=problem_responses(401, 403, 422, 503))
 
 
-@router.get("/products", summary="List item master records by SKU")
+@router.get("/products", summary="List item master records by SKU", dependencies=READ)
 async def list_products(
     erp: ErpDep,
     after: Annotated[Sku | None, Query(description="Return SKUs after this one.")] = None,
@@ -35,7 +38,12 @@ async def list_products(
     return ProductPage(items=items, next_after=next_after)
 
 
-@router.get("/products/{sku}", summary="One item master record", responses=problem_responses(404))
+@router.get(
+    "/products/{sku}",
+    summary="One item master record",
+    responses=problem_responses(404),
+    dependencies=READ,
+)
 async def get_product(erp: ErpDep, sku: Annotated[Sku, Path()]) -> Product:
     product = await erp.get_product(sku)
     if product is None:
@@ -46,6 +54,7 @@ async def get_product(erp: ErpDep, sku: Annotated[Sku, Path()]) -> Product:
 @router.post(
     "/sales-orders",
     summary="Validate and record a sales order",
+    dependencies=WRITE,
     description=(
         "Checks every line against the item master and price list. Accepted: the recorded sales "
         "order. Rejected: a reason per rejected line, and nothing recorded. Idempotent by "
@@ -60,6 +69,7 @@ async def create_sales_order(erp: ErpDep, request: SalesOrderRequest) -> SalesOr
     "/sales-orders/{sales_order_id}",
     summary="One sales order by the ERP's number",
     responses=problem_responses(404),
+    dependencies=READ,
 )
 async def get_sales_order(
     erp: ErpDep, sales_order_id: Annotated[str, Path(min_length=1, max_length=128)]

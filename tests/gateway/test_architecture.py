@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -11,8 +12,10 @@ import pytest
 from fastapi import FastAPI
 from openapi_spec_validator import validate
 
-from gateway import Gateway, build_app
+from gateway import Gateway
+from gateway_infra.auth.scopes import Layer
 from partner_api.app import create_partner_app
+from partner_api.edge import EdgeServices
 from process_api.app import create_process_app
 from system_api.app import create_system_app
 
@@ -59,14 +62,31 @@ def test_package_imports_only_the_layers_below_it(package: str) -> None:
 
 def _layer_apps(gateway: Gateway) -> dict[str, Callable[[], FastAPI]]:
     settings = gateway.settings
+    edge = EdgeServices(
+        throttle=gateway.throttle, tiers=settings.throttle_tiers, idempotency=gateway.idempotency
+    )
     return {
-        "system": lambda: create_system_app(settings=settings, erp=gateway.embedded_erp),
-        "process": lambda: create_process_app(settings=settings, orders=gateway.orders),
-        "partner_v1": lambda: create_partner_app(settings=settings, version="v1"),
+        "system": lambda: create_system_app(
+            settings=settings, auth=gateway.layer_auth(Layer.SYSTEM), erp=gateway.embedded_erp
+        ),
+        "process": lambda: create_process_app(
+            settings=settings, auth=gateway.layer_auth(Layer.PROCESS), orders=gateway.orders
+        ),
+        **{
+            f"partner_{version}": partial(
+                create_partner_app,
+                settings=settings,
+                version=version,
+                auth=gateway.layer_auth(Layer.PARTNER),
+                edge=edge,
+                orders=gateway.orders,
+            )
+            for version in ("v1", "v2")
+        },
     }
 
 
-@pytest.mark.parametrize("layer", ["system", "process", "partner_v1"])
+@pytest.mark.parametrize("layer", ["system", "process", "partner_v1", "partner_v2"])
 async def test_each_layer_app_runs_alone_with_no_other_layer_mounted(
     gateway: Gateway, layer: str
 ) -> None:
@@ -85,12 +105,18 @@ async def test_each_layer_app_runs_alone_with_no_other_layer_mounted(
 
 
 @pytest.mark.parametrize(
-    "path", ["/system/openapi.json", "/process/openapi.json", "/partner/v1/openapi.json"]
+    "path",
+    [
+        "/system/openapi.json",
+        "/process/openapi.json",
+        "/partner/v1/openapi.json",
+        "/partner/v2/openapi.json",
+    ],
 )
 async def test_each_app_serves_a_valid_openapi_3_1_document(
-    client: httpx.AsyncClient, path: str
+    anonymous: httpx.AsyncClient, path: str
 ) -> None:
-    response = await client.get(path)
+    response = await anonymous.get(path)
 
     assert response.status_code == 200
     document = response.json()
@@ -98,20 +124,13 @@ async def test_each_app_serves_a_valid_openapi_3_1_document(
     validate(document)
 
 
-async def test_error_responses_are_documented_as_problem_json(client: httpx.AsyncClient) -> None:
-    document = (await client.get("/process/openapi.json")).json()
+async def test_error_responses_are_documented_as_problem_json(
+    anonymous: httpx.AsyncClient,
+) -> None:
+    document = (await anonymous.get("/process/openapi.json")).json()
     responses = document["paths"]["/v1/orders"]["post"]["responses"]
 
     assert set(responses["422"]["content"]) == {"application/problem+json"}
     assert set(responses["409"]["content"]) == {"application/problem+json"}
     assert "Problem" in document["components"]["schemas"]
     assert "HTTPValidationError" not in document["components"]["schemas"]
-
-
-def test_partner_api_exposes_no_endpoint_before_its_edge_exists(gateway: Gateway) -> None:
-    app = build_app(gateway, run_background=False)
-    partner = next(r for r in app.routes if getattr(r, "path", "") == "/partner/v1")
-
-    document = partner.app.openapi()  # type: ignore[attr-defined]
-
-    assert document["paths"] == {}

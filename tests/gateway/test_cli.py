@@ -13,7 +13,6 @@ import httpx
 from alembic.script import ScriptDirectory
 
 from gateway_infra.schema_migrations import alembic_config
-
 from tests.conftest import free_port
 
 
@@ -37,7 +36,9 @@ def test_migrate_and_seed_demo_print_json_for_scripts(tmp_path: Path) -> None:
     seeded_again = _cli("seed-demo", "--json", database_url=url)
 
     assert migrated.returncode == 0, migrated.stderr
-    assert json.loads(migrated.stdout)["head"] == list(ScriptDirectory.from_config(alembic_config()).get_heads())
+    assert json.loads(migrated.stdout)["head"] == list(
+        ScriptDirectory.from_config(alembic_config()).get_heads()
+    )
     assert seeded.returncode == 0, seeded.stderr
     assert "MUG-RED-350" in json.loads(seeded.stdout)["products"]
     assert json.loads(seeded_again.stdout) == json.loads(seeded.stdout)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from gateway_infra.clock import ManualClock
 from gateway_infra.database import Database
 from gateway_infra.unit_of_work import Store
+from tests.conftest import migrate
 
 
 @pytest.fixture
@@ -21,3 +23,13 @@ def database(database_url: str) -> Iterator[Database]:
 @pytest.fixture
 def store(database: Database, clock: ManualClock) -> Store:
     return Store(database, clock)
+
+
+@pytest.fixture
+def sqlite_database(tmp_path: Path) -> Iterator[Database]:
+    """For behaviour only SQLite has (PRAGMAs, BEGIN IMMEDIATE): never a PostgreSQL run."""
+    url = f"sqlite:///{tmp_path / 'sqlite-only.db'}"
+    migrate(url)
+    db = Database(url)
+    yield db
+    db.dispose()

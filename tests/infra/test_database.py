@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Connection, Integer, MetaData, Table, insert, select
@@ -32,11 +33,6 @@ def sample_table(database: Database) -> Iterator[Table]:
     database.run_write(lambda conn: type_checks.drop_all(conn))
 
 
-def require_sqlite(database: Database) -> None:
-    if not database.is_sqlite:
-        pytest.skip("SQLite-specific behaviour; PostgreSQL has no PRAGMAs or BEGIN IMMEDIATE")
-
-
 def sqlite_path(database: Database) -> str:
     path = database.url.database
     assert path is not None
@@ -50,31 +46,30 @@ def pragma(database: Database, name: str) -> object:
 # --- SQLite set-up ----------------------------------------------------------------------------
 
 
-def test_sqlite_databases_use_the_wal_journal(database: Database) -> None:
-    require_sqlite(database)
+def test_sqlite_databases_use_the_wal_journal(sqlite_database: Database) -> None:
+    database = sqlite_database
 
     assert str(pragma(database, "journal_mode")).lower() == "wal"
 
 
 def test_sqlite_connections_wait_for_a_busy_database_instead_of_failing_at_once(
-    database: Database,
+    sqlite_database: Database,
 ) -> None:
-    require_sqlite(database)
+    database = sqlite_database
 
     assert pragma(database, "busy_timeout") == 5000
 
 
-def test_the_sqlite_busy_timeout_can_be_configured(database_url: str) -> None:
-    database = Database(database_url, busy_timeout_ms=1234)
+def test_the_sqlite_busy_timeout_can_be_configured(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'busy.db'}", busy_timeout_ms=1234)
     try:
-        require_sqlite(database)
         assert pragma(database, "busy_timeout") == 1234
     finally:
         database.dispose()
 
 
-def test_sqlite_enforces_foreign_keys(database: Database) -> None:
-    require_sqlite(database)
+def test_sqlite_enforces_foreign_keys(sqlite_database: Database) -> None:
+    database = sqlite_database
 
     assert pragma(database, "foreign_keys") == 1
 
@@ -93,9 +88,9 @@ def try_to_take_the_write_lock(path: str) -> str | None:
 
 
 def test_a_write_transaction_holds_the_sqlite_write_lock_from_its_first_statement(
-    database: Database,
+    sqlite_database: Database,
 ) -> None:
-    require_sqlite(database)
+    database = sqlite_database
     path = sqlite_path(database)
 
     inside = database.run_write(lambda conn: try_to_take_the_write_lock(path))
@@ -104,8 +99,8 @@ def test_a_write_transaction_holds_the_sqlite_write_lock_from_its_first_statemen
     assert try_to_take_the_write_lock(path) is None
 
 
-def test_a_read_transaction_does_not_hold_the_sqlite_write_lock(database: Database) -> None:
-    require_sqlite(database)
+def test_a_read_transaction_does_not_hold_the_sqlite_write_lock(sqlite_database: Database) -> None:
+    database = sqlite_database
     path = sqlite_path(database)
 
     def read_then_try(conn: Connection) -> str | None:

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
-from gateway import Gateway, build_gateway
+from gateway import Gateway, build_app
+from gateway_infra.auth.clients import ClientKind
+from gateway_infra.auth.scopes import SYSTEM_SCOPES
 from gateway_infra.clock import ManualClock
-from gateway_infra.settings import Settings
-from system_api.app import create_system_app
-from tests.conftest import UvicornThread, make_settings
+from tests.conftest import UvicornThread, make_settings, start_gateway
+
+
+def system_api_settings(system_side: Gateway, url: str) -> dict[str, Any]:
+    """Settings that make a gateway call the system API of another one over HTTP, with a token."""
+    record, secret = system_side.clients.add(
+        name="process-layer", kind=ClientKind.INTERNAL, scopes=SYSTEM_SCOPES
+    )
+    return {
+        "system_api_transport": "http",
+        "system_api_url": f"{url}/system",
+        "system_api_token_url": f"{url}/oauth/token",
+        "system_api_client_id": record.client_id,
+        "system_api_client_secret": secret,
+    }
 
 
 @pytest.fixture(params=["in_process", "http"])
@@ -18,18 +33,15 @@ async def gateway(
     request: pytest.FixtureRequest, database_url: str, clock: ManualClock
 ) -> AsyncIterator[Gateway]:
     if request.param == "in_process":
-        built = build_gateway(make_settings(database_url), clock=clock)
+        built = start_gateway(make_settings(database_url), clock)
         yield built
         await built.aclose()
         return
-    system_side = build_gateway(make_settings(database_url), clock=clock)
-    server = UvicornThread(
-        create_system_app(settings=system_side.settings, erp=system_side.embedded_erp)
-    ).start()
-    settings: Settings = make_settings(
-        database_url, system_api_transport="http", system_api_url=server.url
+    system_side = start_gateway(make_settings(database_url), clock)
+    server = UvicornThread(build_app(system_side, run_background=False)).start()
+    built = start_gateway(
+        make_settings(database_url, **system_api_settings(system_side, server.url)), clock
     )
-    built = build_gateway(settings, clock=clock)
     yield built
     await built.aclose()
     server.stop()

@@ -8,59 +8,56 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from gateway import Gateway, build_app, build_gateway
+from gateway import Gateway, build_app
 from gateway_infra.clock import ManualClock
-from system_api.app import create_system_app
-from tests.conftest import UvicornThread, free_port, make_settings
+from tests.conftest import UvicornThread, free_port, make_settings, start_gateway
 from tests.factories import order_payload, seed_products
+from tests.process.conftest import system_api_settings
 
 
 @pytest.fixture
 async def gateway(database_url: str, clock: ManualClock) -> AsyncIterator[Gateway]:
     """A gateway whose system API is a separate uvicorn service, not running at first."""
     port = free_port()
+    system_side = start_gateway(make_settings(database_url), clock)
     settings = make_settings(
         database_url,
-        system_api_transport="http",
-        system_api_url=f"http://127.0.0.1:{port}",
         system_api_timeout_seconds=1.0,
+        **system_api_settings(system_side, f"http://127.0.0.1:{port}"),
     )
-    built = build_gateway(settings, clock=clock)
+    built = start_gateway(settings, clock)
+    built.system_side = system_side  # type: ignore[attr-defined]
     built.system_port = port  # type: ignore[attr-defined]
     yield built
     await built.aclose()
+    await system_side.aclose()
 
 
 async def test_order_waits_while_the_erp_is_down_and_is_accepted_once_it_is_back(
-    gateway: Gateway, clock: ManualClock, database_url: str
+    gateway: Gateway, clock: ManualClock, client: httpx.AsyncClient
 ) -> None:
     seed_products(gateway)
-    app = build_app(gateway, run_background=False)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://gw.test"
-    ) as client:
-        deferred = await client.post("/process/v1/orders", json=order_payload("CH-OUT-1"))
-        assert deferred.status_code == 202, deferred.text
-        order_id = deferred.json()["order_id"]
-        assert deferred.json()["status"] == "received"
+    deferred = await client.post("/process/v1/orders", json=order_payload("CH-OUT-1"))
+    assert deferred.status_code == 202, deferred.text
+    order_id = deferred.json()["order_id"]
+    assert deferred.json()["status"] == "received"
 
-        clock.advance(timedelta(minutes=1))
-        assert await gateway.scheduler.run_due() == 1  # retried, ERP still down
-        still_waiting = (await client.get(f"/process/v1/orders/{order_id}")).json()
-        assert still_waiting["status"] == "received"
+    clock.advance(timedelta(minutes=1))
+    assert await gateway.scheduler.run_due() == 1  # retried, ERP still down
+    still_waiting = (await client.get(f"/process/v1/orders/{order_id}")).json()
+    assert still_waiting["status"] == "received"
 
-        system_side = build_gateway(make_settings(database_url), clock=clock)
-        server = UvicornThread(
-            create_system_app(settings=system_side.settings, erp=system_side.embedded_erp),
-            port=gateway.system_port,  # type: ignore[attr-defined]
-        ).start()
-        try:
-            clock.advance(timedelta(hours=1))
-            assert await gateway.scheduler.run_due() == 1
-            accepted = (await client.get(f"/process/v1/orders/{order_id}")).json()
-        finally:
-            server.stop()
-            await system_side.aclose()
+    system_side: Gateway = gateway.system_side  # type: ignore[attr-defined]
+    server = UvicornThread(
+        build_app(system_side, run_background=False),
+        port=gateway.system_port,  # type: ignore[attr-defined]
+    ).start()
+    try:
+        clock.advance(timedelta(minutes=10))  # past the retry backoff, within token lifetime
+        assert await gateway.scheduler.run_due() == 1
+        accepted = (await client.get(f"/process/v1/orders/{order_id}")).json()
+    finally:
+        server.stop()
 
     assert accepted["status"] == "accepted"
     assert [h["to_status"] for h in accepted["history"]] == ["received", "validated", "accepted"]

@@ -1,0 +1,77 @@
+"""FastAPI dependencies every layer uses to authenticate callers and check declared scopes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import OAuth2, SecurityScopes
+
+from gateway_infra.auth.scopes import ALL_SCOPES, Layer
+from gateway_infra.auth.tokens import Principal, TokenRejected, TokenVerifier
+from gateway_infra.problems import FORBIDDEN, UNAUTHORIZED, ProblemError
+
+oauth2_client_credentials = OAuth2(
+    flows=OAuthFlows(
+        clientCredentials=OAuthFlowClientCredentials(tokenUrl="/oauth/token", scopes=ALL_SCOPES)
+    ),
+    scheme_name="oauth2",
+    description="OAuth2 client credentials; access tokens are RFC 9068 JWTs (Bearer).",
+    auto_error=False,
+)
+
+
+@dataclass(frozen=True)
+class LayerAuth:
+    """How one layer app verifies tokens: the shared verifier and the layer's own audience."""
+
+    verifier: TokenVerifier
+    layer: Layer
+
+
+def _challenge(layer: Layer, error: str | None = None, **params: str) -> dict[str, str]:
+    parts = [f'Bearer realm="{layer.value}"']
+    if error:
+        parts.append(f'error="{error}"')
+    parts.extend(f'{key}="{value}"' for key, value in params.items())
+    return {"WWW-Authenticate": ", ".join(parts)}
+
+
+async def authenticate(
+    request: Request,
+    security_scopes: SecurityScopes,
+    authorization: Annotated[str | None, Depends(oauth2_client_credentials)],
+) -> Principal:
+    """The verified caller, holding every scope the operation declares (RFC 6750 errors)."""
+    auth: LayerAuth = request.app.state.auth
+    if not authorization:
+        raise ProblemError(
+            UNAUTHORIZED, "a Bearer access token is required", headers=_challenge(auth.layer)
+        )
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ProblemError(
+            UNAUTHORIZED,
+            "the Authorization header must carry a Bearer token",
+            headers=_challenge(auth.layer, "invalid_request"),
+        )
+    try:
+        principal = await auth.verifier.verify(token.strip(), auth.layer)
+    except TokenRejected as exc:
+        raise ProblemError(
+            UNAUTHORIZED,
+            f"invalid access token: {exc}",
+            headers=_challenge(auth.layer, "invalid_token"),
+        ) from exc
+    missing = [scope for scope in security_scopes.scopes if scope not in principal.scopes]
+    if missing:
+        raise ProblemError(
+            FORBIDDEN,
+            f"the access token lacks scope {' '.join(missing)}",
+            headers=_challenge(auth.layer, "insufficient_scope", scope=" ".join(missing)),
+            required_scopes=missing,
+        )
+    request.state.principal = principal
+    return principal

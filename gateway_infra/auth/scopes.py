@@ -1,0 +1,47 @@
+"""The scopes each layer declares, and the audience of each layer's tokens."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Layer(StrEnum):
+    PARTNER = "partner"
+    PROCESS = "process"
+    SYSTEM = "system"
+
+
+PARTNER_SCOPES: dict[str, str] = {
+    "orders:write": "Submit and cancel the channel's orders.",
+    "orders:read": "Read the channel's orders and shipments.",
+    "inventory:read": "Read availability published to the channel.",
+    "prices:read": "Read prices published to the channel.",
+    "returns:write": "Request and read the channel's returns.",
+    "events:read": "Read the channel's event feed and manage its webhooks.",
+}
+PROCESS_SCOPES: dict[str, str] = {
+    "process:orders:read": "Read orders and their history.",
+    "process:orders:write": "Submit and change orders.",
+}
+SYSTEM_SCOPES: dict[str, str] = {
+    "system:erp:read": "Read ERP item master and documents.",
+    "system:erp:write": "Create and change ERP documents.",
+}
+SCOPES_BY_LAYER: dict[Layer, dict[str, str]] = {
+    Layer.PARTNER: PARTNER_SCOPES,
+    Layer.PROCESS: PROCESS_SCOPES,
+    Layer.SYSTEM: SYSTEM_SCOPES,
+}
+ALL_SCOPES: dict[str, str] = {**PARTNER_SCOPES, **PROCESS_SCOPES, **SYSTEM_SCOPES}
+
+
+def layer_of(scope: str) -> Layer:
+    for layer, scopes in SCOPES_BY_LAYER.items():
+        if scope in scopes:
+            return layer
+    raise ValueError(f"unknown scope {scope!r}")
+
+
+def audience(issuer: str, layer: Layer) -> str:
+    """The aud value a layer accepts: the issuer's base URL plus the layer's name."""
+    return f"{issuer.rstrip('/')}/{layer.value}"

@@ -1,0 +1,372 @@
+"""Request throttling: every tier is a burst and a sustained policy, counted in Redis or in memory.
+
+`Throttle.check(namespace, subject, tier)` counts one request of `subject` (a client id, an IP
+address) against both policies of `tier` and answers a `ThrottleDecision` carrying the
+RateLimit-Policy and RateLimit fields of draft-ietf-httpapi-ratelimit-headers-10 (plus
+Retry-After when refused). Counters live in Redis when a URL is given, so every worker and
+replica shares them; else in this process's memory. docs/decisions/0003 explains the choices:
+`limits.aio` directly (not slowapi), the moving-window strategy, the redis-py client, fail-open.
+
+Dependencies put `decision.headers` in `request.state.response_headers` (`add_response_headers`)
+and `StateHeadersMiddleware` copies them onto whatever response leaves the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import redis.asyncio as aredis
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from limits.util import WindowStats
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway_infra.problems import BACKEND_UNAVAILABLE, TOO_MANY_REQUESTS, ProblemError
+from gateway_infra.settings import ThrottleTier
+
+log = logging.getLogger("gateway.throttle")
+
+POLICY_HEADER = "RateLimit-Policy"
+STATE_HEADER = "RateLimit"
+RETRY_AFTER_HEADER = "Retry-After"
+RESPONSE_HEADERS_STATE = "response_headers"
+"""Key of `request.state` (scope["state"]) whose dict StateHeadersMiddleware adds to responses."""
+
+_STORAGE_ERRORS: tuple[type[BaseException], ...] = (StorageError, RedisError, OSError, TimeoutError)
+_KEY_NAMESPACE = "throttle"
+
+
+@dataclass(frozen=True)
+class ThrottleDecision:
+    """Whether one request may go on, when to retry if not, and the fields that say so."""
+
+    allowed: bool
+    retry_after: int | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ThrottleUnavailable(ProblemError):
+    """503: the shared counters cannot be reached and the throttle was built to fail closed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            BACKEND_UNAVAILABLE,
+            "request limits cannot be checked right now",
+            headers={RETRY_AFTER_HEADER: "1"},
+        )
+
+
+@dataclass(frozen=True)
+class _Policy:
+    name: str
+    quota: int
+    window_seconds: int
+    item: RateLimitItem
+
+
+@lru_cache(maxsize=256)
+def _policies(tier: ThrottleTier) -> tuple[_Policy, _Policy]:
+    return (
+        _policy("burst", tier.burst, tier.burst_window_seconds),
+        _policy("sustained", tier.sustained, tier.sustained_window_seconds),
+    )
+
+
+def _policy(name: str, quota: int, window_seconds: int) -> _Policy:
+    item = RateLimitItemPerSecond(quota, window_seconds, namespace=_KEY_NAMESPACE)
+    return _Policy(name, quota, window_seconds, item)
+
+
+@lru_cache(maxsize=256)
+def policy_header(tier: ThrottleTier) -> str:
+    """RateLimit-Policy of a tier: `"burst";q=10;w=1, "sustained";q=600;w=60`."""
+    return ", ".join(f'"{p.name}";q={p.quota};w={p.window_seconds}' for p in _policies(tier))
+
+
+def _seconds_until(reset_time: float, now: float, remaining: int) -> int:
+    """Whole seconds until `reset_time`; at least 1 when nothing remains (the limit still holds).
+
+    The clamp matters: a window's reset can be exactly `now` (or a hair before it) while its
+    quota is still used up, and "retry after 0 s" would invite an immediate second refusal.
+    """
+    seconds = max(0, math.ceil(reset_time - now))
+    return max(1, seconds) if remaining < 1 else seconds
+
+
+class Throttle:
+    """Counts requests per (namespace, subject) against the two policies of a ThrottleTier.
+
+    `redis_url=None` keeps the counters in this process (each worker then has its own quota);
+    a `redis://`, `rediss://` or `unix://` URL shares them between workers and replicas.
+
+    When Redis cannot be reached the throttle fails open by default: requests are let through
+    uncounted (with RateLimit-Policy but no RateLimit field) and a warning is logged at most once
+    per `warning_interval_seconds`. With `fail_open=False` `check` raises ThrottleUnavailable
+    (503, Retry-After: 1) instead. After a failure Redis is left alone for
+    `outage_pause_seconds`, so an unreachable server costs one timeout per pause, not one per
+    request. Every Redis operation (connecting, waiting for one of the `redis_max_connections`
+    pooled connections, a command) gives up after `redis_timeout_seconds`, without retries.
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None,
+        key_prefix: str = "rsg",
+        *,
+        fail_open: bool = True,
+        redis_timeout_seconds: float = 0.5,
+        redis_max_connections: int = 64,
+        outage_pause_seconds: float = 1.0,
+        warning_interval_seconds: float = 10.0,
+    ) -> None:
+        self.fail_open = fail_open
+        self.shared = redis_url is not None
+        self.key_prefix = key_prefix
+        self._outage_pause = outage_pause_seconds
+        self._warning_interval = warning_interval_seconds
+        self._pool: aredis.ConnectionPool | None = None
+        self._memory: MemoryStorage | None = None
+        storage: MemoryStorage | RedisStorage
+        if redis_url is None:
+            storage = self._memory = MemoryStorage()
+        else:
+            self._pool = aredis.BlockingConnectionPool.from_url(
+                redis_url,
+                max_connections=redis_max_connections,
+                timeout=redis_timeout_seconds,
+                socket_timeout=redis_timeout_seconds,
+                socket_connect_timeout=redis_timeout_seconds,
+                retry=Retry(NoBackoff(), 0),
+            )
+            storage = RedisStorage(
+                _limits_uri(redis_url),
+                wrap_exceptions=True,
+                implementation="redispy",
+                key_prefix=key_prefix,
+                # limits types its options as scalars; connection_pool is handed to redis-py.
+                connection_pool=self._pool,  # type: ignore[arg-type]
+            )
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._closed = False
+        self._paused_until = 0.0
+        self._outage_started: float | None = None
+        self._next_warning = 0.0
+        self._unwarned = 0
+
+    async def aclose(self) -> None:
+        """Release the Redis connections (or the memory storage's expiry task). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._pool is not None:
+            await self._pool.aclose()
+        if self._memory is not None:
+            timer = self._memory.timer
+            if timer is not None and not timer.done():
+                timer.cancel()
+                await asyncio.gather(timer, return_exceptions=True)
+
+    async def check(self, namespace: str, subject: str, tier: ThrottleTier) -> ThrottleDecision:
+        """Count one request of `subject` in `namespace` (e.g. "partner", "token") against `tier`.
+
+        A refused request consumes nothing: both policies are read first and the request is
+        refused if either has no quota left. Otherwise the policies are hit in order of window
+        length, the longest last, so the sustained quota is consumed only by requests that are
+        let through. Only when concurrent requests of one subject race between the read and the
+        hit can a request refused by the sustained policy have used one unit of the burst
+        policy (which comes back within the burst window).
+        """
+        if not namespace or "/" in namespace:
+            raise ValueError(f"namespace must be non-empty and contain no '/': {namespace!r}")
+        policies = _policies(tier)
+        if self._paused_until and time.monotonic() < self._paused_until:
+            return self._unavailable(tier, None)
+        try:
+            decision = await self._count(namespace, subject, tier, policies)
+        except _STORAGE_ERRORS as exc:
+            return self._unavailable(tier, exc)
+        if self._outage_started is not None:
+            self._recovered()
+        return decision
+
+    async def _count(
+        self, namespace: str, subject: str, tier: ThrottleTier, policies: Sequence[_Policy]
+    ) -> ThrottleDecision:
+        stats = await self._stats(namespace, subject, policies)
+        if any(s.remaining < 1 for s in stats):
+            return _refused(tier, policies, stats)
+        for policy in sorted(policies, key=lambda p: p.window_seconds):
+            if not await self._limiter.hit(policy.item, namespace, policy.name, subject):
+                # Another request of this subject took the last unit since we looked.
+                return _refused(tier, policies, await self._stats(namespace, subject, policies))
+        # The hit added an entry at "now": the oldest entry of a moving window (its reset time)
+        # is unchanged, or is the new one when the window was empty, as the stats already say.
+        after = [WindowStats(s.reset_time, s.remaining - 1) for s in stats]
+        return ThrottleDecision(True, None, _headers(tier, policies, after, time.time()))
+
+    async def _stats(
+        self, namespace: str, subject: str, policies: Sequence[_Policy]
+    ) -> list[WindowStats]:
+        results = await asyncio.gather(
+            *(self._limiter.get_window_stats(p.item, namespace, p.name, subject) for p in policies),
+            return_exceptions=True,
+        )
+        now = time.time()
+        stats: list[WindowStats] = []
+        for policy, result in zip(policies, results, strict=True):
+            if isinstance(result, BaseException):
+                raise result
+            if result.remaining >= policy.quota:
+                # Nothing counted in the window: the memory storage then reports the reset of an
+                # expired entry (in the past), Redis reports now + window. Say the latter.
+                result = WindowStats(now + policy.window_seconds, policy.quota)
+            stats.append(result)
+        return stats
+
+    async def clear(self, namespace: str, subject: str, tier: ThrottleTier) -> None:
+        """Forget the counted requests of `subject` (an operator's reset; also used by tests)."""
+        for policy in _policies(tier):
+            await self._limiter.clear(policy.item, namespace, policy.name, subject)
+
+    def _unavailable(self, tier: ThrottleTier, exc: BaseException | None) -> ThrottleDecision:
+        now = time.monotonic()
+        if exc is not None:
+            self._paused_until = now + self._outage_pause
+            if self._outage_started is None:
+                self._outage_started = now
+        self._unwarned += 1
+        if now >= self._next_warning:
+            self._next_warning = now + self._warning_interval
+            log.warning(
+                "throttle storage unavailable, %s (%d request(s) since the last warning): %s",
+                "letting requests through uncounted"
+                if self.fail_open
+                else "refusing requests with 503",
+                self._unwarned,
+                _describe(exc),
+            )
+            self._unwarned = 0
+        if not self.fail_open:
+            raise ThrottleUnavailable()
+        return ThrottleDecision(True, None, {POLICY_HEADER: policy_header(tier)})
+
+    def _recovered(self) -> None:
+        assert self._outage_started is not None
+        log.warning(
+            "throttle storage available again after %.1f s", time.monotonic() - self._outage_started
+        )
+        self._outage_started = None
+        self._paused_until = 0.0
+        self._next_warning = 0.0
+        self._unwarned = 0
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "still pausing after the last failure"
+    cause = exc.storage_error if isinstance(exc, StorageError) else exc
+    return f"{type(cause).__name__}: {cause}"
+
+
+def _limits_uri(redis_url: str) -> str:
+    """The limits storage URI of a redis-py URL (only its scheme matters: the pool is ours)."""
+    scheme, separator, rest = redis_url.partition("://")
+    mapped = {"redis": "async+redis", "rediss": "async+rediss", "unix": "async+redis+unix"}
+    if not separator or scheme not in mapped:
+        raise ValueError("redis_url must be a redis://, rediss:// or unix:// URL")
+    return f"{mapped[scheme]}://{rest}"
+
+
+def _refused(
+    tier: ThrottleTier, policies: Sequence[_Policy], stats: Sequence[WindowStats]
+) -> ThrottleDecision:
+    now = time.time()
+    retry_after = max(
+        (_seconds_until(s.reset_time, now, s.remaining) for s in stats if s.remaining < 1),
+        default=1,
+    )
+    headers = _headers(tier, policies, stats, now)
+    headers[RETRY_AFTER_HEADER] = str(retry_after)
+    return ThrottleDecision(False, retry_after, headers)
+
+
+def _headers(
+    tier: ThrottleTier, policies: Sequence[_Policy], stats: Sequence[WindowStats], now: float
+) -> dict[str, str]:
+    state = ", ".join(
+        f'"{p.name}";r={max(0, s.remaining)};t={_seconds_until(s.reset_time, now, s.remaining)}'
+        for p, s in zip(policies, stats, strict=True)
+    )
+    return {POLICY_HEADER: policy_header(tier), STATE_HEADER: state}
+
+
+def raise_if_throttled(decision: ThrottleDecision, detail: str | None = None) -> None:
+    """Raise the 429 problem (with RateLimit fields and Retry-After) of a refused decision."""
+    if decision.allowed:
+        return
+    raise ProblemError(
+        TOO_MANY_REQUESTS,
+        detail or f"request limit reached; retry after {decision.retry_after} s",
+        headers=decision.headers,
+    )
+
+
+def add_response_headers(connection: HTTPConnection, headers: Mapping[str, str]) -> None:
+    """Have StateHeadersMiddleware add `headers` to this request's response, whatever it is."""
+    state: dict[str, Any] = connection.scope.setdefault("state", {})
+    pending = state.get(RESPONSE_HEADERS_STATE)
+    if not isinstance(pending, dict):
+        pending = state[RESPONSE_HEADERS_STATE] = {}
+    pending.update(headers)
+
+
+class StateHeadersMiddleware:
+    """Adds `scope["state"]["response_headers"]` to the response, except names already set.
+
+    Dependencies run after this middleware is entered, so the dict is read when the response
+    starts. A response that sets a field itself (a 429 problem carries its own RateLimit
+    fields) keeps its value; installing the middleware on a parent and a mounted app is harmless.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_state_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = scope.get("state", {}).get(RESPONSE_HEADERS_STATE)
+                if isinstance(extra, Mapping) and extra:
+                    message = {**message, "headers": _merged(message.get("headers", ()), extra)}
+            await send(message)
+
+        await self.app(scope, receive, send_with_state_headers)
+
+
+def _merged(
+    headers: Sequence[tuple[bytes, bytes]], extra: Mapping[Any, Any]
+) -> list[tuple[bytes, bytes]]:
+    merged = list(headers)
+    present = {name.lower() for name, _ in merged}
+    for name, value in extra.items():
+        key = str(name).lower().encode("latin-1")
+        if key not in present:
+            merged.append((key, str(value).encode("latin-1")))
+            present.add(key)
+    return merged

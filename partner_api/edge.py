@@ -1,0 +1,101 @@
+"""The partner edge every partner endpoint stands behind: the verified partner, its throttle,
+idempotency for state-changing POSTs, and channel isolation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Header, Request, Security
+
+from gateway_infra.auth.clients import ClientKind
+from gateway_infra.auth.dependencies import authenticate
+from gateway_infra.auth.tokens import Principal
+from gateway_infra.problems import FORBIDDEN, NOT_FOUND, ProblemError
+from gateway_infra.settings import ThrottleTier
+from gateway_infra.throttle import Throttle, raise_if_throttled
+from partner_api.idempotency import (
+    IdempotencyStore,
+    IdempotentRequest,
+    parse_idempotency_key,
+    request_fingerprint,
+)
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+@dataclass(frozen=True)
+class EdgeServices:
+    """What the edge needs, injected by the app factory."""
+
+    throttle: Throttle
+    tiers: dict[str, ThrottleTier]
+    idempotency: IdempotencyStore
+
+
+@dataclass(frozen=True)
+class Partner:
+    """A verified marketplace client acting for its channel."""
+
+    client_id: str
+    channel: str
+    scopes: frozenset[str]
+
+
+async def partner(
+    request: Request, principal: Annotated[Principal, Security(authenticate)]
+) -> Partner:
+    """The calling partner, throttled per verified client id (never a caller-chosen header)."""
+    if principal.kind is not ClientKind.PARTNER or not principal.channel:
+        raise ProblemError(FORBIDDEN, "only partner clients may call the partner API")
+    edge: EdgeServices = request.app.state.edge
+    tier = edge.tiers.get(principal.throttle_tier) or edge.tiers["standard"]
+    decision = await edge.throttle.check("partner", principal.client_id, tier)
+    request.state.response_headers = {
+        **getattr(request.state, "response_headers", {}),
+        **decision.headers,
+    }
+    raise_if_throttled(decision)
+    return Partner(
+        client_id=principal.client_id, channel=principal.channel, scopes=principal.scopes
+    )
+
+
+@dataclass(frozen=True)
+class IdempotentCall:
+    """A state-changing partner request: who calls, and its idempotency record."""
+
+    caller: Partner
+    idempotency: IdempotentRequest
+
+
+async def idempotent(
+    request: Request,
+    caller: Annotated[Partner, Security(partner)],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=IDEMPOTENCY_HEADER,
+            description=(
+                "Required. A unique key per operation (a quoted string or a token, at most 255 "
+                "characters). Retrying with the same key and payload replays the first answer "
+                "(header Idempotent-Replayed: true); keys are kept 24 hours by default."
+            ),
+        ),
+    ] = None,
+) -> IdempotentCall:
+    """The caller and the idempotency record of this POST; 400 when the key is missing/malformed."""
+    key = parse_idempotency_key(idempotency_key)
+    edge: EdgeServices = request.app.state.edge
+    body = await request.body()
+    fingerprint = request_fingerprint(request.method, request.url.path, body)
+    return IdempotentCall(
+        caller=caller,
+        idempotency=IdempotentRequest(edge.idempotency, caller.client_id, key, fingerprint),
+    )
+
+
+def ensure_own(caller: Partner, channel: str, what: str, identifier: str) -> None:
+    """A partner sees its channel's objects only; a foreign id answers just like a missing one."""
+    if channel != caller.channel:
+        raise ProblemError(NOT_FOUND, f"no {what} {identifier!r}")

@@ -1,0 +1,99 @@
+"""Partner order endpoints, built once per API version from its representation.
+
+(No `from __future__ import annotations` here: FastAPI reads the per-version models from the
+annotations of functions defined inside the factory.)
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response, Security
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from contracts import OrderStatus
+from contracts.common import Identifier
+from gateway_infra.openapi import problem_responses
+from gateway_infra.problems import NOT_FOUND, ProblemError
+from partner_api.edge import IdempotentCall, Partner, ensure_own, idempotent, partner
+from process_api.order_to_cash.port import OrdersPort
+from process_api.problems import ORDER_REJECTED
+
+ACTOR_PREFIX = "partner:"
+
+
+def build_orders_router(representation: Any) -> APIRouter:
+    """POST /orders and GET /orders/{order_id} in one version's representation."""
+    request_model: type[BaseModel] = representation.request_model
+    response_model: type[BaseModel] = representation.response_model
+    router = APIRouter(
+        prefix="/orders",
+        tags=["orders"],
+        responses=problem_responses(400, 401, 403, 422, 429),
+    )
+
+    def orders_of(request: Request) -> OrdersPort:
+        port: OrdersPort = request.app.state.orders
+        return port
+
+    @router.post(
+        "",
+        summary="Submit an order of the calling channel",
+        status_code=201,
+        response_model=response_model,
+        responses={
+            200: {"model": response_model, "description": "Submitted before; as it is now."},
+            201: {"description": "Validated by the ERP and accepted."},
+            202: {"model": response_model, "description": "Recorded; validation is deferred."},
+            **problem_responses(409, 413, 415),
+        },
+    )
+    async def submit_order(
+        request: Request,
+        body: request_model,  # type: ignore[valid-type]
+        call: Annotated[IdempotentCall, Security(idempotent, scopes=["orders:write"])],
+    ) -> Response:
+        async def produce() -> Response:
+            submission = representation.to_submission(body, channel=call.caller.channel)
+            result = await orders_of(request).submit(
+                submission, actor=ACTOR_PREFIX + call.caller.client_id
+            )
+            order = result.order
+            if result.created and order.status is OrderStatus.REJECTED:
+                raise ProblemError(
+                    ORDER_REJECTED,
+                    f"{len(order.rejections)} line(s) rejected",
+                    order_id=order.order_id,
+                    rejections=[r.model_dump(mode="json") for r in order.rejections],
+                )
+            status = 201
+            if not result.created:
+                status = 200
+            elif order.status is OrderStatus.RECEIVED:
+                status = 202
+            location = f"{str(request.url).split('?')[0].rstrip('/')}/{order.order_id}"
+            return JSONResponse(
+                representation.from_order(order).model_dump(mode="json"),
+                status_code=status,
+                headers={"Location": location},
+            )
+
+        return await call.idempotency.run(produce)
+
+    @router.get(
+        "/{order_id}",
+        summary="One order of the calling channel",
+        response_model=response_model,
+        responses=problem_responses(404),
+    )
+    async def get_order(
+        request: Request,
+        order_id: Annotated[Identifier, Path()],
+        caller: Annotated[Partner, Security(partner, scopes=["orders:read"])],
+    ) -> Any:
+        order = await orders_of(request).get(order_id)
+        if order is None:
+            raise ProblemError(NOT_FOUND, f"no order {order_id!r}")
+        ensure_own(caller, order.channel, "order", order_id)
+        return representation.from_order(order)
+
+    return router

@@ -1,0 +1,91 @@
+"""Partner API v1 shapes: amounts as decimal strings with their currency."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from contracts import (
+    Address,
+    Customer,
+    LineRejection,
+    Money,
+    Order,
+    OrderLine,
+    OrderStatus,
+    OrderSubmission,
+)
+from contracts.common import ContractModel, CurrencyCode, Identifier, UtcDateTime
+from contracts.order import MAX_ORDER_LINES
+from partner_api.wire import check_minor_unit_precision, check_order_lines
+
+
+class V1OrderLineIn(OrderLine):
+    """An ordered line; unit_price is {amount: "12.90", currency: "EUR"}."""
+
+    @model_validator(mode="after")
+    def _whole_minor_units(self) -> Self:
+        check_minor_unit_precision(self.unit_price)
+        return self
+
+
+class V1OrderIn(ContractModel):
+    """An order a marketplace submits; its channel is the one of the calling client."""
+
+    channel_order_id: Identifier = Field(description="The order's id in the marketplace.")
+    currency: CurrencyCode
+    customer: Customer | None = None
+    shipping_address: Address | None = None
+    lines: list[V1OrderLineIn] = Field(min_length=1, max_length=MAX_ORDER_LINES)
+    placed_at: UtcDateTime | None = None
+
+    @model_validator(mode="after")
+    def _lines_are_consistent(self) -> Self:
+        check_order_lines([(x.line_id, x.unit_price.currency) for x in self.lines], self.currency)
+        return self
+
+
+class V1Order(ContractModel):
+    """An order as v1 shows it to its channel."""
+
+    order_id: Identifier
+    channel_order_id: Identifier
+    status: OrderStatus
+    currency: CurrencyCode
+    lines: list[OrderLine]
+    total: Money
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    rejections: list[LineRejection] = Field(default_factory=list)
+
+
+class V1Orders:
+    """v1 <-> canonical orders."""
+
+    request_model = V1OrderIn
+    response_model = V1Order
+
+    def to_submission(self, body: V1OrderIn, *, channel: str) -> OrderSubmission:
+        return OrderSubmission(
+            channel=channel,
+            channel_order_id=body.channel_order_id,
+            currency=body.currency,
+            customer=body.customer,
+            shipping_address=body.shipping_address,
+            lines=[OrderLine.model_validate(line.model_dump()) for line in body.lines],
+            placed_at=body.placed_at,
+        )
+
+    def from_order(self, order: Order) -> V1Order:
+        return V1Order(
+            order_id=order.order_id,
+            channel_order_id=order.channel_order_id,
+            status=order.status,
+            currency=order.currency,
+            lines=order.lines,
+            total=order.total,
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+            rejections=order.rejections,
+        )

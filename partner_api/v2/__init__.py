@@ -1,0 +1,1 @@
+"""Partner API v2: money in minor units, and quantities per line status."""

@@ -1,0 +1,181 @@
+"""Partner API v2 shapes: money in integer minor units, quantities per line status."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from contracts import (
+    Address,
+    Customer,
+    LineRejection,
+    Money,
+    Order,
+    OrderLine,
+    OrderStatus,
+    OrderSubmission,
+)
+from contracts.common import (
+    ContractModel,
+    CurrencyCode,
+    Identifier,
+    LineId,
+    Quantity,
+    Sku,
+    UtcDateTime,
+)
+from contracts.order import MAX_ORDER_LINES
+from partner_api.wire import check_order_lines
+
+
+class MinorMoney(ContractModel):
+    """An amount in the currency's minor unit (cents for EUR, yen for JPY)."""
+
+    amount_minor: int = Field(
+        ge=-(10**15), le=10**15, description="Amount in minor units, e.g. 1290 for 12.90 EUR."
+    )
+    currency: CurrencyCode
+
+    @classmethod
+    def of(cls, money: Money) -> MinorMoney:
+        return cls(amount_minor=money.to_minor_units(), currency=money.currency)
+
+    def to_money(self) -> Money:
+        return Money.from_minor_units(self.amount_minor, self.currency)
+
+
+class V2OrderLineIn(ContractModel):
+    line_id: LineId
+    sku: Sku
+    quantity: Quantity
+    unit_price: MinorMoney
+
+
+class V2OrderIn(ContractModel):
+    """An order a marketplace submits; its channel is the one of the calling client."""
+
+    channel_order_id: Identifier = Field(description="The order's id in the marketplace.")
+    currency: CurrencyCode
+    customer: Customer | None = None
+    shipping_address: Address | None = None
+    lines: list[V2OrderLineIn] = Field(min_length=1, max_length=MAX_ORDER_LINES)
+    placed_at: UtcDateTime | None = None
+
+    @model_validator(mode="after")
+    def _lines_are_consistent(self) -> Self:
+        check_order_lines([(x.line_id, x.unit_price.currency) for x in self.lines], self.currency)
+        return self
+
+
+class LineStatus(StrEnum):
+    """Where a line stands, as marketplaces with line-level statuses expect."""
+
+    CREATED = "created"
+    ACKNOWLEDGED = "acknowledged"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    SHIPPED = "shipped"
+
+
+class LineQuantities(ContractModel):
+    """How many units of the line are in each status."""
+
+    created: int = Field(ge=0)
+    acknowledged: int = Field(ge=0)
+    rejected: int = Field(ge=0)
+    cancelled: int = Field(ge=0)
+    shipped: int = Field(ge=0)
+
+
+class V2OrderLine(ContractModel):
+    line_id: LineId
+    sku: Sku
+    ordered_quantity: Quantity
+    unit_price: MinorMoney
+    status: LineStatus
+    quantities: LineQuantities
+
+
+class V2Order(ContractModel):
+    """An order as v2 shows it to its channel."""
+
+    order_id: Identifier
+    channel_order_id: Identifier
+    status: OrderStatus
+    currency: CurrencyCode
+    lines: list[V2OrderLine]
+    total: MinorMoney
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    rejections: list[LineRejection] = Field(default_factory=list)
+
+
+_LINE_STATUS = {
+    OrderStatus.RECEIVED: LineStatus.CREATED,
+    OrderStatus.RESERVED: LineStatus.CREATED,
+    OrderStatus.ON_HOLD: LineStatus.CREATED,
+    OrderStatus.VALIDATED: LineStatus.ACKNOWLEDGED,
+    OrderStatus.ACCEPTED: LineStatus.ACKNOWLEDGED,
+    OrderStatus.RELEASED: LineStatus.ACKNOWLEDGED,
+    OrderStatus.PARTIALLY_SHIPPED: LineStatus.ACKNOWLEDGED,
+    OrderStatus.SHIPPED: LineStatus.SHIPPED,
+    OrderStatus.INVOICED: LineStatus.SHIPPED,
+    OrderStatus.SETTLED: LineStatus.SHIPPED,
+    OrderStatus.REJECTED: LineStatus.REJECTED,
+    OrderStatus.CANCELLED: LineStatus.CANCELLED,
+}
+
+
+def _line(line: OrderLine, status: LineStatus) -> V2OrderLine:
+    counts = dict.fromkeys(LineStatus, 0)
+    counts[status] = line.quantity
+    return V2OrderLine(
+        line_id=line.line_id,
+        sku=line.sku,
+        ordered_quantity=line.quantity,
+        unit_price=MinorMoney.of(line.unit_price),
+        status=status,
+        quantities=LineQuantities(**{s.value: n for s, n in counts.items()}),
+    )
+
+
+class V2Orders:
+    """v2 <-> canonical orders."""
+
+    request_model = V2OrderIn
+    response_model = V2Order
+
+    def to_submission(self, body: V2OrderIn, *, channel: str) -> OrderSubmission:
+        return OrderSubmission(
+            channel=channel,
+            channel_order_id=body.channel_order_id,
+            currency=body.currency,
+            customer=body.customer,
+            shipping_address=body.shipping_address,
+            lines=[
+                OrderLine(
+                    line_id=line.line_id,
+                    sku=line.sku,
+                    quantity=line.quantity,
+                    unit_price=line.unit_price.to_money(),
+                )
+                for line in body.lines
+            ],
+            placed_at=body.placed_at,
+        )
+
+    def from_order(self, order: Order) -> V2Order:
+        status = _LINE_STATUS[order.status]
+        return V2Order(
+            order_id=order.order_id,
+            channel_order_id=order.channel_order_id,
+            status=order.status,
+            currency=order.currency,
+            lines=[_line(line, status) for line in order.lines],
+            total=MinorMoney.of(order.total),
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+            rejections=order.rejections,
+        )
