@@ -6,6 +6,7 @@ its parent left in the scope and does not repeat the work.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable
 
@@ -16,6 +17,7 @@ from gateway_infra.correlation import CORRELATION_HEADER, accept_correlation_id,
 from gateway_infra.problems import (
     PAYLOAD_TOO_LARGE,
     PROBLEM_MEDIA_TYPE,
+    TIMEOUT,
     UNSUPPORTED_MEDIA_TYPE,
     ProblemType,
     problem_body,
@@ -146,10 +148,48 @@ class BodyGuardMiddleware:
             )
 
 
+_TIMEOUT_MARK = "gateway.deadline"
+
+
+class TimeoutMiddleware:
+    """Answers 504 problem+json when a request is still unanswered after the edge's timeout."""
+
+    def __init__(self, app: ASGIApp, *, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _TIMEOUT_MARK in scope:
+            await self.app(scope, receive, send)
+            return
+        scope[_TIMEOUT_MARK] = self.seconds
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        deadline = asyncio.timeout(self.seconds)
+        try:
+            async with deadline:
+                await self.app(scope, receive, tracking_send)
+        except TimeoutError:
+            if not deadline.expired() or started:
+                raise
+            await send_problem(send, TIMEOUT, f"no answer within {self.seconds:g} s")
+
+
 def install_common_http(
-    app: FastAPI, *, max_body_bytes: int, json_only: bool = True, exempt_paths: Iterable[str] = ()
+    app: FastAPI,
+    *,
+    max_body_bytes: int,
+    timeout_seconds: float | None = None,
+    json_only: bool = True,
+    exempt_paths: Iterable[str] = (),
 ) -> None:
-    """Problem handlers and the shared middleware, outermost first: correlation, body guard."""
+    """Problem handlers and the shared middleware, outermost first: correlation, timeout, body."""
     _install_problem_handlers(app)
     app.add_middleware(
         BodyGuardMiddleware,
@@ -157,4 +197,6 @@ def install_common_http(
         json_only=json_only,
         exempt_paths=tuple(exempt_paths),
     )
+    if timeout_seconds is not None:
+        app.add_middleware(TimeoutMiddleware, seconds=timeout_seconds)
     app.add_middleware(CorrelationMiddleware)

@@ -111,6 +111,32 @@ def schedule(
     conn.execute(upsert)
 
 
+def ensure_scheduled(
+    conn: Connection,
+    *,
+    kind: str,
+    key: str,
+    due_at: datetime,
+    now: datetime,
+    payload: Mapping[str, JsonValue] | None = None,
+) -> None:
+    """Create the timer (kind, key) unless it exists; for recurring jobs every replica ensures."""
+    values = {
+        "kind": kind,
+        "key": key,
+        "due_at": due_at,
+        "payload": dict(payload or {}),
+        "state": PENDING,
+        "created_at": now,
+    }
+    insert_stmt: Any
+    if conn.dialect.name == "postgresql":
+        insert_stmt = postgresql.insert(timers).values(values)
+    else:
+        insert_stmt = sqlite.insert(timers).values(values)
+    conn.execute(insert_stmt.on_conflict_do_nothing(index_elements=[timers.c.kind, timers.c.key]))
+
+
 def cancel(conn: Connection, *, kind: str, key: str) -> bool:
     """Remove a timer that is no longer needed; true when there was one."""
     result = conn.execute(delete(timers).where(timers.c.kind == kind, timers.c.key == key))

@@ -70,7 +70,11 @@ def create_partner_app(
                 settings.partner_v1_migration_url,
             ),
         )
-    install_common_http(app, max_body_bytes=settings.max_body_bytes)
+    install_common_http(
+        app,
+        max_body_bytes=settings.max_body_bytes,
+        timeout_seconds=settings.request_timeout_seconds,
+    )
     install_openapi(
         app,
         token_url=f"{auth.verifier.issuer}/oauth/token",

@@ -24,7 +24,11 @@ def create_process_app(*, settings: Settings, auth: LayerAuth, orders: OrderServ
     )
     app.state.orders = orders
     app.state.auth = auth
-    install_common_http(app, max_body_bytes=settings.max_body_bytes)
+    install_common_http(
+        app,
+        max_body_bytes=settings.max_body_bytes,
+        timeout_seconds=settings.request_timeout_seconds,
+    )
     app.include_router(orders_router)
     install_openapi(app, token_url=f"{auth.verifier.issuer}/oauth/token")
     return app

@@ -24,7 +24,11 @@ def create_system_app(*, settings: Settings, auth: LayerAuth, erp: ErpPort) -> F
     )
     app.state.erp = erp
     app.state.auth = auth
-    install_common_http(app, max_body_bytes=settings.max_body_bytes)
+    install_common_http(
+        app,
+        max_body_bytes=settings.max_body_bytes,
+        timeout_seconds=settings.request_timeout_seconds,
+    )
     app.include_router(erp_router)
     install_openapi(app, token_url=f"{auth.verifier.issuer}/oauth/token")
     return app

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -26,7 +28,7 @@ from gateway import Gateway, build_app, build_gateway
 from gateway_infra import schema_migrations
 from gateway_infra.auth.clients import ClientKind
 from gateway_infra.auth.scopes import PROCESS_SCOPES, SYSTEM_SCOPES
-from gateway_infra.clock import ManualClock
+from gateway_infra.clock import Clock, ManualClock
 from gateway_infra.database import Database, normalise_url
 from gateway_infra.settings import Settings
 
@@ -88,7 +90,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "database_url": database_url,
         "log_json": True,
         "scheduler_enabled": False,
-        "key_encryption_key": "test-key-encryption-secret-of-32-characters-or-more",
+        "key_encryption_key": TEST_ENVIRONMENT["GATEWAY_KEY_ENCRYPTION_KEY"],
         # Tests drive many requests per client; limits have tests of their own.
         "throttle_tiers": {"standard": {"burst": 10_000, "sustained": 100_000}},
         "token_endpoint_throttle": {"burst": 10_000, "sustained": 100_000},
@@ -102,7 +104,7 @@ def settings(database_url: str) -> Settings:
     return make_settings(database_url)
 
 
-def start_gateway(settings: Settings, clock: ManualClock) -> Gateway:
+def start_gateway(settings: Settings, clock: Clock) -> Gateway:
     """A wired gateway with its signing keys in place (as `retail-gateway migrate` leaves it)."""
     built = build_gateway(settings, clock=clock)
     built.keys.ensure()
@@ -251,3 +253,58 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(
             f"{group:<10} {_group_counts.get(group, 0):>5} tests {_group_seconds[group]:>8.1f} s"
         )
+
+
+# ---------------------------------------------------------------- a real gateway process
+
+TEST_ENVIRONMENT = {
+    "GATEWAY_KEY_ENCRYPTION_KEY": "test-key-encryption-secret-of-32-characters-or-more",
+    "GATEWAY_LOG_LEVEL": "WARNING",
+}
+
+
+class GatewayProcess:
+    """`retail-gateway serve` as its own OS process (uvicorn), on a free loopback port."""
+
+    def __init__(self, database_url: str, log_path: Path, *, workers: int = 1, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = {
+            **os.environ,
+            **TEST_ENVIRONMENT,
+            "DATABASE_URL": database_url,
+            "GATEWAY_PORT": str(self.port),
+            "GATEWAY_WORKERS": str(workers),
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> GatewayProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"gateway did not answer in 30 s: {self.log_path.read_text()[-2000:]}")
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from contracts import Order, OrderSubmission
-from process_api.order_to_cash.service import Submitted
 
 __all__ = ["OrdersPort", "Submitted"]
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The order after submission, and whether this submission created it."""
+
+    order: Order
+    created: bool
 
 
 class OrdersPort(Protocol):

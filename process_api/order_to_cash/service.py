@@ -4,7 +4,6 @@ validated it. An ERP outage leaves the order waiting (received) with a retry tim
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +13,7 @@ from contracts.erp import SalesOrderDecision, SalesOrderRequest
 from gateway_infra.scheduler import DueTimer, RetryPolicy, Scheduler, cancel, schedule
 from gateway_infra.unit_of_work import Store, UnitOfWork
 from process_api.order_to_cash import repository as repo
+from process_api.order_to_cash.port import Submitted
 from system_api.erp.port import ErpPort
 from system_api.errors import BackendUnavailable
 
@@ -26,14 +26,6 @@ VALIDATION_RETRY = RetryPolicy(
     max_attempts=50, base_delay=timedelta(seconds=5), max_delay=timedelta(minutes=10)
 )
 FIRST_RETRY_AFTER = timedelta(seconds=30)
-
-
-@dataclass(frozen=True)
-class Submitted:
-    """The order after submission, and whether this submission created it."""
-
-    order: Order
-    created: bool
 
 
 class OrderService:

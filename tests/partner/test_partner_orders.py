@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from gateway import Gateway
+from gateway_infra.clock import ManualClock
+from gateway_infra.tables import timers
+from partner_api.housekeeping import PURGE_EVERY, PURGE_TIMER
+from partner_api.tables import idempotency_keys
 from tests.factories import line, product, seed_products
 from tests.partner.conftest import Caller
 
@@ -253,3 +259,27 @@ async def test_keys_are_scoped_per_client(
 
     assert ours.status_code == theirs.status_code == 201
     assert ours.json()["order_id"] != theirs.json()["order_id"]
+
+
+async def test_idempotency_records_are_purged_hourly_after_their_retention(
+    gateway: Gateway, webshop: Caller, clock: ManualClock
+) -> None:
+    seed_products(gateway)
+    headers = key()
+    await webshop.http.post("/partner/v1/orders", json=v1_order("W-14"), headers=headers)
+    await gateway.idempotency_purge.ensure_scheduled()
+
+    clock.advance(timedelta(seconds=gateway.settings.idempotency_retention_seconds + 3600))
+    ran = await gateway.scheduler.run_due()
+    remaining = gateway.database.run_read(
+        lambda conn: conn.execute(select(func.count()).select_from(idempotency_keys)).scalar_one()
+    )
+    next_round = gateway.database.run_read(
+        lambda conn: conn.execute(
+            select(timers.c.due_at).where(timers.c.kind == PURGE_TIMER)
+        ).scalar_one()
+    )
+
+    assert ran == 1
+    assert remaining == 0
+    assert next_round == clock.now() + PURGE_EVERY
