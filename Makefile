@@ -20,6 +20,8 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@ $(VENV)/.installed-run
 
+# The OAuth2 issuer is the address clients use; for `make run` that is this host and port.
+run: export GATEWAY_PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
 run: $(VENV)/.installed-run
 	$(BIN)/retail-gateway migrate
 	$(BIN)/retail-gateway seed-demo
@@ -28,7 +30,8 @@ run: $(VENV)/.installed-run
 	@echo "  liveness   http://$(HOST):$(PORT)/healthz   readiness http://$(HOST):$(PORT)/readyz"
 	@echo "  system API http://$(HOST):$(PORT)/system/docs"
 	@echo "  process API http://$(HOST):$(PORT)/process/docs"
-	@echo "  partner API http://$(HOST):$(PORT)/partner/v1/docs"
+	@echo "  partner API http://$(HOST):$(PORT)/partner/v2/docs (v1, deprecated: /partner/v1/docs)"
+	@echo "  demo client credentials: above, and in var/demo-credentials.json"
 	@echo ""
 	$(BIN)/retail-gateway serve --host $(HOST) --port $(PORT)
 

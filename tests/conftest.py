@@ -33,6 +33,13 @@ from gateway_infra.database import Database, normalise_url
 from gateway_infra.settings import Settings
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests configure the gateway explicitly: the developer's own settings must not leak in."""
+    for name in list(os.environ):
+        if name.startswith("GATEWAY_") or name in ("DATABASE_URL", "REDIS_URL"):
+            del os.environ[name]
+
+
 def skip_or_fail(reason: str) -> None:
     """Skip with a hint on a developer's machine; fail under CI, where nothing may be skipped."""
     if os.environ.get("CI") == "true":

@@ -88,3 +88,34 @@ def _wait_for(url: str, server: subprocess.Popen[bytes], log_path: Path) -> http
         except httpx.TransportError:
             time.sleep(0.1)
     raise AssertionError(f"{url} did not answer within 30 s")
+
+
+def test_clients_and_keys_are_managed_from_the_command_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'clients.db'}"
+    assert _cli("migrate", database_url=url).returncode == 0
+
+    added = _cli(
+        "clients", "add", "Acme", "--kind", "partner", "--channel", "acme",
+        "--scopes", "orders:read,orders:write", "--json", database_url=url,
+    )  # fmt: skip
+    client = json.loads(added.stdout)
+    rotated = json.loads(
+        _cli("clients", "rotate-secret", client["client_id"], "--json", database_url=url).stdout
+    )
+    disabled = _cli("clients", "disable", client["client_id"], "--json", database_url=url)
+    listed = json.loads(_cli("clients", "list", "--json", database_url=url).stdout)
+    keys = json.loads(_cli("keys", "rotate", "--json", database_url=url).stdout)
+    refused = _cli(
+        "clients", "add", "Bad", "--kind", "partner", "--scopes", "orders:read", database_url=url
+    )
+
+    assert client["scopes"] == ["orders:read", "orders:write"]
+    assert len(client["client_secret"]) >= 43  # 256 random bits, base64url
+    assert rotated["client_secret"] != client["client_secret"]
+    assert json.loads(disabled.stdout)["status"] == "disabled"
+    assert listed["clients"] == [
+        {**{k: v for k, v in client.items() if k != "client_secret"}, "active": False}
+    ]
+    assert set(keys) == {"retired", "current", "next"}
+    assert refused.returncode == 2
+    assert "channel" in refused.stderr
