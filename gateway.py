@@ -182,7 +182,7 @@ def _system_api_credentials(settings: Settings, issuer: str) -> ClientCredential
         token_url=settings.system_api_token_url or f"{issuer}/oauth/token",
         client_id=settings.system_api_client_id,
         client_secret=settings.system_api_client_secret.get_secret_value(),
-        scope="system:erp:read system:erp:write",
+        scope=" ".join(sorted(SYSTEM_SCOPES)),
     )
 
 

@@ -7,6 +7,7 @@ CI=true, where that skip is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -47,10 +48,10 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty, migrated database of its own for one test: SQLite file, or a PostgreSQL schema."""
-    if request.param == "sqlite":
+@contextlib.contextmanager
+def provisioned_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """An empty, migrated database for one test: a SQLite file, or a PostgreSQL schema."""
+    if kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'gateway.db'}"
         migrate(url)
         yield url
@@ -72,11 +73,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         skip_or_fail(f"PostgreSQL at TEST_DATABASE_URL is not reachable: {exc}")
     separator = "&" if "?" in base else "?"
     url = f"{base}{separator}options=-csearch_path%3D{schema}"
-    migrate(url)
-    yield url
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        migrate(url)
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each database test runs on SQLite, and on PostgreSQL when TEST_DATABASE_URL is set."""
+    with provisioned_database(request.param, tmp_path) as url:
+        yield url
 
 
 def migrate(url: str) -> None:

@@ -26,6 +26,8 @@ PROCESS_SCOPES: dict[str, str] = {
 SYSTEM_SCOPES: dict[str, str] = {
     "system:erp:read": "Read ERP item master and documents.",
     "system:erp:write": "Create and change ERP documents.",
+    "system:wms:read": "Read warehouses, stock and warehouse documents.",
+    "system:wms:write": "Adjust stock, release fulfilments, confirm shipments and returns.",
 }
 SCOPES_BY_LAYER: dict[Layer, dict[str, str]] = {
     Layer.PARTNER: PARTNER_SCOPES,

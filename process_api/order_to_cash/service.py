@@ -94,6 +94,7 @@ class OrderService:
             reference=order.order_id,
             channel=order.channel,
             currency=order.currency,
+            customer=order.customer,
             lines=order.lines,
         )
         try:

@@ -10,11 +10,37 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, insert, select, update
 
-from contracts import LineRejection, Money, OrderLine, Product, ProductStatus, RejectionReason
-from contracts.erp import SalesOrder, SalesOrderDecision, SalesOrderRequest, SalesOrderState
+from contracts import (
+    CreditNote,
+    Customer,
+    LineRejection,
+    Money,
+    OrderLine,
+    Product,
+    ProductStatus,
+    RejectionReason,
+)
+from contracts.erp import (
+    CreditNoteRequest,
+    Invoice,
+    InvoiceRequest,
+    SalesOrder,
+    SalesOrderDecision,
+    SalesOrderRequest,
+    SalesOrderState,
+)
 from gateway_infra.unit_of_work import Store, UnitOfWork
+from system_api.erp.customers import customer_by_id, resolve_customer
+from system_api.erp.embedded_billing import (
+    has_invoices,
+    invoice_by,
+    post_credit_note,
+    post_invoice,
+)
+from system_api.erp.numbering import next_document_number
+from system_api.errors import DocumentNotFound, InvalidDocumentState
 from system_api.tables import (
-    document_sequences,
+    erp_invoices,
     erp_products,
     erp_sales_order_lines,
     erp_sales_orders,
@@ -62,6 +88,7 @@ class EmbeddedErp:
         rejections = self._check_lines(conn, request)
         if rejections:
             return SalesOrderDecision(accepted=False, rejections=rejections)
+        customer_id = resolve_customer(uow, request.customer) if request.customer else None
         number = next_document_number(conn, "sales_order", "SO-")
         total = sum((line.unit_price.amount * line.quantity for line in request.lines), Decimal(0))
         sales_order_pk = conn.execute(
@@ -73,6 +100,7 @@ class EmbeddedErp:
                 state=SalesOrderState.QUOTATION.value,
                 currency=request.currency,
                 total=total,
+                customer_id=customer_id,
                 created_at=uow.now,
                 updated_at=uow.now,
             )
@@ -143,6 +171,59 @@ class EmbeddedErp:
             lambda conn: _sales_order_by(conn, erp_sales_orders.c.number == sales_order_id)
         )
 
+    async def confirm_sales_order(self, sales_order_id: str) -> SalesOrder:
+        return await self.store.write(
+            lambda uow: self._move(uow, sales_order_id, SalesOrderState.CONFIRMED)
+        )
+
+    async def cancel_sales_order(self, sales_order_id: str) -> SalesOrder:
+        return await self.store.write(
+            lambda uow: self._move(uow, sales_order_id, SalesOrderState.CANCELLED)
+        )
+
+    def _move(self, uow: UnitOfWork, sales_order_id: str, target: SalesOrderState) -> SalesOrder:
+        conn = uow.conn
+        row = conn.execute(
+            select(erp_sales_orders).where(erp_sales_orders.c.number == sales_order_id)
+        ).first()
+        if row is None:
+            raise DocumentNotFound("sales order", sales_order_id)
+        state = SalesOrderState(row.state)
+        if state is not target:
+            if state is SalesOrderState.CANCELLED:
+                raise InvalidDocumentState(f"sales order {sales_order_id} is cancelled")
+            if target is SalesOrderState.CANCELLED and has_invoices(conn, row.id):
+                raise InvalidDocumentState(f"sales order {sales_order_id} is invoiced")
+            conn.execute(
+                update(erp_sales_orders)
+                .where(erp_sales_orders.c.id == row.id)
+                .values(state=target.value, updated_at=uow.now)
+            )
+            uow.emit(
+                f"erp.sales_order.{target.value}",
+                source=SOURCE,
+                subject=f"sales_order/{sales_order_id}",
+                channel=row.channel,
+                data={"sales_order_id": sales_order_id, "reference": row.reference},
+            )
+        moved = _sales_order_by(conn, erp_sales_orders.c.id == row.id)
+        assert moved is not None
+        return moved
+
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        return await self.store.read(lambda conn: customer_by_id(conn, customer_id))
+
+    async def post_invoice(self, request: InvoiceRequest) -> Invoice:
+        return await self.store.write(lambda uow: post_invoice(uow, request))
+
+    async def get_invoice(self, invoice_id: str) -> Invoice | None:
+        return await self.store.read(
+            lambda conn: invoice_by(conn, erp_invoices.c.number == invoice_id)
+        )
+
+    async def post_credit_note(self, request: CreditNoteRequest) -> CreditNote:
+        return await self.store.write(lambda uow: post_credit_note(uow, request))
+
 
 def upsert_products(uow: UnitOfWork, products: list[Product]) -> int:
     conn = uow.conn
@@ -167,20 +248,6 @@ def upsert_products(uow: UnitOfWork, products: list[Product]) -> int:
         else:
             conn.execute(insert(erp_products).values(sku=product.sku, **values))
     return len(products)
-
-
-def next_document_number(conn: Connection, sequence: str, prefix: str) -> str:
-    """The next number of a document sequence, ERP style (SO-000001); gap-free per transaction."""
-    value = conn.execute(
-        update(document_sequences)
-        .where(document_sequences.c.name == sequence)
-        .values(next_value=document_sequences.c.next_value + 1)
-        .returning(document_sequences.c.next_value, document_sequences.c.prefix)
-    ).first()
-    if value is None:
-        conn.execute(insert(document_sequences).values(name=sequence, prefix=prefix, next_value=2))
-        return f"{prefix}{1:06d}"
-    return f"{value.prefix}{value.next_value - 1:06d}"
 
 
 def _product(conn: Connection, sku: str) -> Product | None:
@@ -214,6 +281,7 @@ def _sales_order_by(conn: Connection, condition: object) -> SalesOrder | None:
         channel=header.channel,
         state=SalesOrderState(header.state),
         currency=header.currency,
+        customer_id=header.customer_id,
         lines=[
             OrderLine(
                 line_id=line.line_id,

@@ -10,11 +10,18 @@ from urllib.parse import quote
 import httpx
 from pydantic import TypeAdapter
 
-from contracts import Product
-from contracts.erp import SalesOrder, SalesOrderDecision, SalesOrderRequest
+from contracts import CreditNote, Customer, Product
+from contracts.erp import (
+    CreditNoteRequest,
+    Invoice,
+    InvoiceRequest,
+    SalesOrder,
+    SalesOrderDecision,
+    SalesOrderRequest,
+)
 from gateway_infra.auth.client_token import ClientCredentials, ClientCredentialsToken
 from gateway_infra.correlation import CORRELATION_HEADER, current_correlation_id
-from system_api.errors import BackendUnavailable
+from system_api.errors import BackendUnavailable, problem_from_response
 from system_api.schemas import ProductPage
 
 _RETRYABLE_STATUS = frozenset({502, 503, 504})
@@ -116,3 +123,43 @@ class HttpErpClient:
         if response.status_code != 200:
             raise self._unexpected(response)
         return SalesOrder.model_validate_json(response.content)
+
+    async def confirm_sales_order(self, sales_order_id: str) -> SalesOrder:
+        response = await self._request("POST", f"/sales-orders/{_segment(sales_order_id)}/confirm")
+        return SalesOrder.model_validate_json(self._expect(response, 200).content)
+
+    async def cancel_sales_order(self, sales_order_id: str) -> SalesOrder:
+        response = await self._request("POST", f"/sales-orders/{_segment(sales_order_id)}/cancel")
+        return SalesOrder.model_validate_json(self._expect(response, 200).content)
+
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        response = await self._request("GET", f"/customers/{_segment(customer_id)}")
+        if response.status_code == 404:
+            return None
+        return Customer.model_validate_json(self._expect(response, 200).content)
+
+    async def post_invoice(self, request: InvoiceRequest) -> Invoice:
+        response = await self._request("POST", "/invoices", json=request.model_dump(mode="json"))
+        return Invoice.model_validate_json(self._expect(response, 201).content)
+
+    async def get_invoice(self, invoice_id: str) -> Invoice | None:
+        response = await self._request("GET", f"/invoices/{_segment(invoice_id)}")
+        if response.status_code == 404:
+            return None
+        return Invoice.model_validate_json(self._expect(response, 200).content)
+
+    async def post_credit_note(self, request: CreditNoteRequest) -> CreditNote:
+        response = await self._request(
+            "POST", "/credit-notes", json=request.model_dump(mode="json")
+        )
+        return CreditNote.model_validate_json(self._expect(response, 201).content)
+
+    def _expect(self, response: httpx.Response, status: int) -> httpx.Response:
+        """The response when it has the expected status; the system API's problem otherwise."""
+        if response.status_code == status:
+            return response
+        raise problem_from_response("system API", response)
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")

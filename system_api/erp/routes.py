@@ -6,9 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Security
 
-from contracts import Product
+from contracts import CreditNote, Customer, Product
 from contracts.common import Sku
-from contracts.erp import SalesOrder, SalesOrderDecision, SalesOrderRequest
+from contracts.erp import (
+    CreditNoteRequest,
+    Invoice,
+    InvoiceRequest,
+    SalesOrder,
+    SalesOrderDecision,
+    SalesOrderRequest,
+)
 from gateway_infra.auth.dependencies import authenticate
 from system_api.erp.port import ErpPort
 from system_api.errors import DocumentNotFound
@@ -78,3 +85,78 @@ async def get_sales_order(
     if sales_order is None:
         raise DocumentNotFound("sales order", sales_order_id)
     return sales_order
+
+
+SalesOrderId = Annotated[str, Path(min_length=1, max_length=128)]
+
+
+@router.post(
+    "/sales-orders/{sales_order_id}/confirm",
+    summary="Confirm a sales order (idempotent)",
+    responses=problem_responses(404, 409),
+    dependencies=WRITE,
+)
+async def confirm_sales_order(erp: ErpDep, sales_order_id: SalesOrderId) -> SalesOrder:
+    return await erp.confirm_sales_order(sales_order_id)
+
+
+@router.post(
+    "/sales-orders/{sales_order_id}/cancel",
+    summary="Cancel a sales order (idempotent; not once invoiced)",
+    responses=problem_responses(404, 409),
+    dependencies=WRITE,
+)
+async def cancel_sales_order(erp: ErpDep, sales_order_id: SalesOrderId) -> SalesOrder:
+    return await erp.cancel_sales_order(sales_order_id)
+
+
+@router.get(
+    "/customers/{customer_id}",
+    summary="One customer (party)",
+    responses=problem_responses(404),
+    dependencies=READ,
+)
+async def get_customer(
+    erp: ErpDep, customer_id: Annotated[str, Path(min_length=1, max_length=128)]
+) -> Customer:
+    customer = await erp.get_customer(customer_id)
+    if customer is None:
+        raise DocumentNotFound("customer", customer_id)
+    return customer
+
+
+@router.post(
+    "/invoices",
+    summary="Post an invoice for shipped quantities (once per reference)",
+    status_code=201,
+    responses=problem_responses(404, 409),
+    dependencies=WRITE,
+)
+async def post_invoice(erp: ErpDep, request: InvoiceRequest) -> Invoice:
+    return await erp.post_invoice(request)
+
+
+@router.get(
+    "/invoices/{invoice_id}",
+    summary="One invoice by the ERP's number",
+    responses=problem_responses(404),
+    dependencies=READ,
+)
+async def get_invoice(
+    erp: ErpDep, invoice_id: Annotated[str, Path(min_length=1, max_length=128)]
+) -> Invoice:
+    invoice = await erp.get_invoice(invoice_id)
+    if invoice is None:
+        raise DocumentNotFound("invoice", invoice_id)
+    return invoice
+
+
+@router.post(
+    "/credit-notes",
+    summary="Credit lines of a posted invoice (once per reference)",
+    status_code=201,
+    responses=problem_responses(404, 409),
+    dependencies=WRITE,
+)
+async def post_credit_note(erp: ErpDep, request: CreditNoteRequest) -> CreditNote:
+    return await erp.post_credit_note(request)

@@ -1,0 +1,1 @@
+"""The WMS system API: warehouses, stock on hand, fulfilment, shipments and returns."""
