@@ -54,6 +54,7 @@ from system_api.erp.embedded import EmbeddedErp, upsert_products
 from system_api.erp.http_client import HttpErpClient
 from system_api.erp.port import ErpPort
 from system_api.tables import metadata as system_metadata
+from system_api.wms.embedded import EmbeddedWms
 
 ALL_METADATA: tuple[MetaData, ...] = (
     infra_metadata,
@@ -81,6 +82,7 @@ class Gateway:
     throttle: Throttle
     idempotency: IdempotencyStore
     embedded_erp: EmbeddedErp
+    embedded_wms: EmbeddedWms
     erp: ErpPort
     orders: OrderService
     idempotency_purge: IdempotencyPurge
@@ -125,7 +127,11 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         alg=settings.signing_alg,
         grace=timedelta(seconds=settings.signing_key_grace_seconds),
     )
-    clients = ClientRegistry(store, status_cache_seconds=settings.client_status_cache_seconds)
+    clients = ClientRegistry(
+        store,
+        status_cache_seconds=settings.client_status_cache_seconds,
+        known_tiers=settings.throttle_tiers,
+    )
     token_issuer = TokenIssuer(
         keys, clock, issuer=issuer, lifetime_seconds=settings.access_token_lifetime_seconds
     )
@@ -140,6 +146,7 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         lease=timedelta(seconds=settings.idempotency_lease_seconds),
     )
     embedded_erp = EmbeddedErp(store, price_tolerance=settings.erp_price_tolerance)
+    embedded_wms = EmbeddedWms(store)
     erp: ErpPort
     if settings.system_api_transport == "http":
         http_erp = HttpErpClient(
@@ -168,6 +175,7 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         throttle=throttle,
         idempotency=idempotency,
         embedded_erp=embedded_erp,
+        embedded_wms=embedded_wms,
         erp=erp,
         orders=orders,
         idempotency_purge=purge,
@@ -251,6 +259,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
             settings=settings,
             auth=gateway.layer_auth(Layer.SYSTEM),
             erp=gateway.embedded_erp,
+            wms=gateway.embedded_wms,
         ),
     )
     app.mount(
@@ -528,7 +537,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port or settings.port,
         workers=args.workers or settings.workers,
         log_config=None,
-        proxy_headers=False,
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     return 0
 

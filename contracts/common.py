@@ -1,10 +1,19 @@
 """Shared constrained types and the base model that every contract builds on."""
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 __all__ = [
     "MAX_LINE_QUANTITY",
@@ -24,10 +33,21 @@ __all__ = [
 MAX_LINE_QUANTITY = 1_000_000
 
 
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 class ContractModel(BaseModel):
-    """Base of every contract: immutable and strict about unknown fields."""
+    """Base of every contract: immutable, strict about unknown fields, and free of control
+    characters in text (tab and line breaks aside), which no system of record should receive."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        if isinstance(value, str) and _CONTROL_CHARACTERS.search(value):
+            raise ValueError("text must not contain control characters")
+        return value
 
 
 def ensure_utc(value: datetime) -> datetime:
@@ -37,7 +57,14 @@ def ensure_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-UtcDateTime = Annotated[datetime, AfterValidator(ensure_utc)]
+def _not_a_number(value: Any) -> Any:
+    """Times travel as RFC 3339 strings; a bare number is refused, not read as epoch seconds."""
+    if isinstance(value, int | float):
+        raise ValueError("a date-time must be an RFC 3339 string, e.g. 2024-05-01T12:00:00Z")
+    return value
+
+
+UtcDateTime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(ensure_utc)]
 """A timezone-aware datetime, normalised to UTC; naive values are rejected."""
 
 Sku = Annotated[
@@ -49,10 +76,14 @@ Sku = Annotated[
 Quantity = Annotated[int, Field(gt=0, le=MAX_LINE_QUANTITY)]
 """A line quantity: a positive whole number of units, at most one million."""
 
-LineId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+LineId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
 """Identifier of a line within its document (order, shipment, return...)."""
 
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
 """An opaque identifier issued by this gateway or by a partner system."""
 
 ChannelCode = Annotated[

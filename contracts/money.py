@@ -14,9 +14,11 @@ from pydantic import (
 
 from contracts.common import ContractModel, CurrencyCode
 
-__all__ = ["MAX_DECIMAL_PLACES", "Money", "minor_unit_exponent"]
+__all__ = ["MAX_AMOUNT", "MAX_DECIMAL_PLACES", "Money", "minor_unit_exponent"]
 
 MAX_DECIMAL_PLACES = 4
+MAX_AMOUNT = Decimal(10) ** 13
+"""Amounts stay below ten trillion: every stored amount fits a NUMERIC(18, 4) column."""
 
 _MINOR_UNIT_EXPONENTS: dict[str, int] = {
     # no minor unit
@@ -41,15 +43,16 @@ def minor_unit_exponent(currency: str) -> int:
 
 
 def _strict_decimal(value: Any) -> Any:
-    """Accept str, int or Decimal; reject floats (and bools) before pydantic coerces them."""
+    """Accept a decimal string or a Decimal; reject floats and numbers before pydantic coerces
+    them, so the wire format is the documented string and nothing is rounded on the way in."""
     if isinstance(value, float):
         raise ValueError(
             "amount must not be a float (floats cannot represent money exactly); "
             'send a decimal string such as "19.99"'
         )
-    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+    if not isinstance(value, str | Decimal):
         raise ValueError(
-            f"amount must be a decimal string, an integer or a Decimal, not {type(value).__name__}"
+            f'amount must be a decimal string such as "19.99", not {type(value).__name__}'
         )
     return value
 
@@ -58,6 +61,8 @@ def _check_amount(value: Decimal) -> Decimal:
     """Reject NaN/infinity and more than MAX_DECIMAL_PLACES significant decimal places."""
     if not value.is_finite():
         raise ValueError("amount must be a finite number")
+    if abs(value) >= MAX_AMOUNT:
+        raise ValueError(f"amount must be below {MAX_AMOUNT:,} in absolute value")
     _sign, digits, exponent = value.as_tuple()
     if not isinstance(exponent, int):  # unreachable for finite values; narrows the type
         raise ValueError("amount must be a finite number")
@@ -74,7 +79,9 @@ Amount = Annotated[
     BeforeValidator(_strict_decimal),
     AfterValidator(_check_amount),
     PlainSerializer(str, return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d{1,4})?$", "examples": ["19.99"]}),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^-?\d{1,13}(\.\d{1,4})?$", "examples": ["19.99"]}
+    ),
 ]
 
 

@@ -1,6 +1,7 @@
 """Orders: what channels submit, the canonical order, its status history and line rejections."""
 
 from collections.abc import Iterable
+from decimal import Decimal
 from enum import StrEnum
 from typing import Self
 
@@ -18,7 +19,7 @@ from contracts.common import (
     ensure_unique,
 )
 from contracts.customer import Address, Customer
-from contracts.money import Money
+from contracts.money import MAX_AMOUNT, Money
 
 __all__ = [
     "MAX_ORDER_LINES",
@@ -29,6 +30,7 @@ __all__ = [
     "OrderSubmission",
     "OrderTransition",
     "RejectionReason",
+    "check_order_total",
     "order_total",
 ]
 
@@ -85,8 +87,16 @@ def order_total(lines: Iterable[OrderLine], currency: str) -> Money:
     return total
 
 
+def check_order_total(amounts: Iterable[tuple[Decimal, int]]) -> None:
+    """An order's total (unit price x quantity, summed) must itself be a valid amount."""
+    total = sum((abs(price) * quantity for price, quantity in amounts), Decimal(0))
+    if total >= MAX_AMOUNT:
+        raise ValueError(f"the order total must be below {MAX_AMOUNT:,}")
+
+
 def _check_lines(lines: list[OrderLine], currency: str) -> None:
     ensure_unique((line.line_id for line in lines), "line_id")
+    check_order_total((line.unit_price.amount, line.quantity) for line in lines)
     foreign = [line.line_id for line in lines if line.unit_price.currency != currency]
     if foreign:
         raise ValueError(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterable
 
 from fastapi import FastAPI, HTTPException
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway_infra.correlation import CORRELATION_HEADER, accept_correlation_id, correlation_id_var
 from gateway_infra.problems import (
+    INTERNAL_ERROR,
     PAYLOAD_TOO_LARGE,
     PROBLEM_MEDIA_TYPE,
     TIMEOUT,
@@ -25,6 +27,7 @@ from gateway_infra.problems import (
 from gateway_infra.problems import install_problem_handlers as _install_problem_handlers
 
 _CORRELATION_MARK = "gateway.correlation_id"
+log = logging.getLogger("gateway.http")
 _HEADER_BYTES = CORRELATION_HEADER.lower().encode()
 
 
@@ -60,8 +63,12 @@ class CorrelationMiddleware:
         scope[_CORRELATION_MARK] = correlation_id
         token = correlation_id_var.set(correlation_id)
 
+        started = False
+
         async def send_with_header(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = [h for h in message.get("headers", ()) if h[0].lower() != _HEADER_BYTES]
                 headers.append((_HEADER_BYTES, correlation_id.encode()))
                 message["headers"] = headers
@@ -69,6 +76,12 @@ class CorrelationMiddleware:
 
         try:
             await self.app(scope, receive, send_with_header)
+        except Exception:
+            # Answered here, inside the correlation scope, so the 500 and its log line carry the
+            # id. When a mounted app already answered (and logged) it, there is nothing to add.
+            if not started:
+                log.exception("unhandled error", extra={"path": scope.get("path")})
+                await send_problem(send_with_header, INTERNAL_ERROR)
         finally:
             correlation_id_var.reset(token)
 

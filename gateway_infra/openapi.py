@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -25,7 +26,10 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def install_openapi(
-    app: FastAPI, *, token_url: str | None = None, required_headers: tuple[str, ...] = ()
+    app: FastAPI,
+    *,
+    token_url: str | None = None,
+    required_headers: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
     """Generate the app's OpenAPI 3.1 document once, with the Problem schema and problem 422s."""
 
@@ -57,13 +61,14 @@ def install_openapi(
                         "description": "The request is not valid",
                         "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_REF}},
                     }
+        required_headers_ = required_headers or {}
         for path_item in document.get("paths", {}).values():
             for operation in path_item.values():
                 for parameter in operation.get("parameters", []):
                     # Checked by the app itself (400 problem, not 422), but required all the same.
-                    if parameter.get("in") == "header" and parameter["name"] in required_headers:
+                    if parameter.get("in") == "header" and parameter["name"] in required_headers_:
                         parameter["required"] = True
-                        parameter["schema"] = {"type": "string", "minLength": 1, "maxLength": 257}
+                        parameter["schema"] = dict(required_headers_[parameter["name"]])
         if token_url is not None:
             for scheme in document["components"].get("securitySchemes", {}).values():
                 for flow in scheme.get("flows", {}).values():

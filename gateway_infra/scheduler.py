@@ -120,7 +120,9 @@ def ensure_scheduled(
     now: datetime,
     payload: Mapping[str, JsonValue] | None = None,
 ) -> None:
-    """Create the timer (kind, key) unless it exists; for recurring jobs every replica ensures."""
+    """Create the timer (kind, key) unless it exists; for recurring jobs every replica ensures.
+
+    A recurring timer that gave up (failed) is revived: housekeeping must not stop for good."""
     values = {
         "kind": kind,
         "key": key,
@@ -134,7 +136,20 @@ def ensure_scheduled(
         insert_stmt = postgresql.insert(timers).values(values)
     else:
         insert_stmt = sqlite.insert(timers).values(values)
-    conn.execute(insert_stmt.on_conflict_do_nothing(index_elements=[timers.c.kind, timers.c.key]))
+    conn.execute(
+        insert_stmt.on_conflict_do_update(
+            index_elements=[timers.c.kind, timers.c.key],
+            set_={
+                "state": PENDING,
+                "due_at": insert_stmt.excluded.due_at,
+                "attempts": 0,
+                "generation": timers.c.generation + 1,
+                "lease_owner": None,
+                "lease_until": None,
+            },
+            where=timers.c.state == FAILED,
+        )
+    )
 
 
 def cancel(conn: Connection, *, kind: str, key: str) -> bool:
@@ -233,14 +248,22 @@ class Scheduler:
             timers.c.lease_owner == self.owner,
         )
 
-    async def run_due(self, limit: int = 100) -> int:
-        """Run every timer due by the clock's now (up to limit); returns how many ran."""
+    async def run_due(self, limit: int = 10) -> int:
+        """Run timers due by the clock's now, a few per claim; returns how many ran.
+
+        The claimed batch shares one lease: once it has run out, the rest of the batch is left
+        to whichever scheduler claims it next rather than run twice."""
         if not self._handlers:
             return 0
+        lease_ends = self.store.clock.now() + self.lease
         claimed = await self.store.database.write(lambda conn: self._claim(conn, limit))
+        ran = 0
         for timer in claimed:
+            if self.store.clock.now() >= lease_ends:
+                break
             await self._run_one(timer)
-        return len(claimed)
+            ran += 1
+        return ran
 
     async def _run_one(self, timer: DueTimer) -> None:
         handler, retry, on_give_up = self._handlers[timer.kind]

@@ -15,6 +15,7 @@ from pydantic import (
     HttpUrl,
     SecretStr,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -59,6 +60,13 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `serve` listens on.")
     workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
+    forwarded_allow_ips: str | None = Field(
+        default=None,
+        description=(
+            "Proxies (comma-separated IPs or networks) trusted for X-Forwarded-For/-Proto, so "
+            "per-IP limits see the client's address behind a load balancer; unset: none."
+        ),
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level of log lines written."
     )
@@ -164,6 +172,24 @@ class Settings(BaseSettings):
     scheduler_lease_seconds: float = Field(
         default=60.0, gt=0, description="How long a claimed timer is reserved for its process."
     )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if "standard" not in self.throttle_tiers:
+            raise ValueError("throttle_tiers needs a 'standard' tier (the default of new clients)")
+        if self.signing_key_grace_seconds < (
+            self.access_token_lifetime_seconds + self.token_leeway_seconds
+        ):
+            raise ValueError(
+                "signing_key_grace_seconds must cover access_token_lifetime_seconds plus the "
+                "leeway, or tokens signed by a retired key stop verifying before they expire"
+            )
+        if self.idempotency_lease_seconds <= self.request_timeout_seconds:
+            raise ValueError(
+                "idempotency_lease_seconds must be longer than request_timeout_seconds, or a "
+                "retry could take over a key whose first request is still running"
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod

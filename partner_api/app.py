@@ -14,7 +14,7 @@ from gateway_infra.openapi import install_openapi
 from gateway_infra.settings import Settings
 from gateway_infra.throttle import StateHeadersMiddleware
 from partner_api.deprecation import DeprecationMiddleware, deprecation_headers
-from partner_api.edge import IDEMPOTENCY_HEADER, EdgeServices
+from partner_api.edge import IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY_SCHEMA, EdgeServices
 from partner_api.orders import build_orders_router
 from partner_api.v1.schemas import V1Orders
 from partner_api.v2.schemas import V2Orders
@@ -78,6 +78,6 @@ def create_partner_app(
     install_openapi(
         app,
         token_url=f"{auth.verifier.issuer}/oauth/token",
-        required_headers=(IDEMPOTENCY_HEADER,),
+        required_headers={IDEMPOTENCY_HEADER: IDEMPOTENCY_KEY_SCHEMA},
     )
     return app

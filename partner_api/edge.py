@@ -22,6 +22,15 @@ from partner_api.idempotency import (
 )
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+# What parse_idempotency_key accepts: a bare token, or an RFC 8941 string in double quotes.
+IDEMPOTENCY_KEY_SCHEMA = {
+    "type": "string",
+    "pattern": (
+        "^([!#$%&'*+.^_`|~0-9A-Za-z:/-]{1,255}"
+        '|"([\\x20-\\x21\\x23-\\x5b\\x5d-\\x7e]|\\\\["\\\\]){1,255}")$'
+    ),
+    "examples": ['"0b5b7f8e-5d0c-4f4e-9a9b-1f0e3c2d4a55"', "order-4711-attempt-1"],
+}
 
 
 @dataclass(frozen=True)
@@ -77,9 +86,11 @@ async def idempotent(
         Header(
             alias=IDEMPOTENCY_HEADER,
             description=(
-                "Required. A unique key per operation (a quoted string or a token, at most 255 "
-                "characters). Retrying with the same key and payload replays the first answer "
-                "(header Idempotent-Replayed: true); keys are kept 24 hours by default."
+                "Required. A unique key per operation: a quoted string or a token of at most 255 "
+                "characters. Retrying with the same key and payload replays the first answer "
+                "(header Idempotent-Replayed: true); another payload gets 422, a retry while "
+                "the first is running 409. Keys are kept for the retention the API description "
+                "states (24 hours unless configured otherwise)."
             ),
         ),
     ] = None,

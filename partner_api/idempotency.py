@@ -14,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
-from sqlalchemy import Row, and_, delete, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, Row, and_, delete, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
@@ -180,6 +181,15 @@ def _stored_response(row: Row[Any]) -> StoredResponse:
     )
 
 
+def _holder(client_id: str, key: str, lease_token: str | None) -> ColumnElement[bool]:
+    """The in-flight record of this key, held by lease_token when one is given."""
+    t = idempotency_keys
+    condition = and_(t.c.client_id == client_id, t.c.key == key, t.c.state == IN_FLIGHT)
+    if lease_token is not None:
+        condition = and_(condition, t.c.lease_token == lease_token)
+    return condition
+
+
 class IdempotencyStore:
     """Idempotency records of partner requests, one per (client_id, key)."""
 
@@ -190,15 +200,20 @@ class IdempotencyStore:
         self.retention = retention
         self.lease = lease
 
-    async def begin(self, client_id: str, key: str, fingerprint: str) -> StoredResponse | None:
+    async def begin(
+        self, client_id: str, key: str, fingerprint: str, *, lease_token: str | None = None
+    ) -> StoredResponse | None:
         """Lease the key (None: go ahead), or the stored answer to replay.
+
+        The lease carries `lease_token`: `complete` and `release` given the same token act only
+        while this request still holds the lease, never on a later request that took it over.
 
         Raises ProblemError IDEMPOTENCY_KEY_REUSED when the key was used for another request and
         IDEMPOTENCY_KEY_IN_FLIGHT when a request with it is still running.
         """
 
         def decide(uow: UnitOfWork) -> StoredResponse | None:
-            return self._decide(uow, client_id, key, fingerprint)
+            return self._decide(uow, client_id, key, fingerprint, lease_token)
 
         try:
             return await self.store.write(decide)
@@ -211,7 +226,12 @@ class IdempotencyStore:
             raise _in_flight_error() from None
 
     def _decide(
-        self, uow: UnitOfWork, client_id: str, key: str, fingerprint: str
+        self,
+        uow: UnitOfWork,
+        client_id: str,
+        key: str,
+        fingerprint: str,
+        lease_token: str | None,
     ) -> StoredResponse | None:
         t = idempotency_keys
         where = and_(t.c.client_id == client_id, t.c.key == key)
@@ -224,6 +244,7 @@ class IdempotencyStore:
             "fingerprint": fingerprint,
             "state": IN_FLIGHT,
             "lease_until": now + self.lease,
+            "lease_token": lease_token,
             "status_code": None,
             "response_headers": None,
             "response_body": None,
@@ -248,7 +269,11 @@ class IdempotencyStore:
         uow.conn.execute(
             update(t)
             .where(where)
-            .values(lease_until=now + self.lease, expires_at=now + self.retention)
+            .values(
+                lease_until=now + self.lease,
+                lease_token=lease_token,
+                expires_at=now + self.retention,
+            )
         )
         return None
 
@@ -259,10 +284,12 @@ class IdempotencyStore:
         status_code: int,
         headers: Mapping[str, str],
         body: bytes,
+        *,
+        lease_token: str | None = None,
     ) -> None:
         """Store the answer for replay; a server error (5xx) is never stored: the key is freed."""
         if status_code >= 500:
-            await self.release(client_id, key)
+            await self.release(client_id, key, lease_token=lease_token)
             return
         stored_headers = dict(headers)
         stored_body = bytes(body)
@@ -271,7 +298,7 @@ class IdempotencyStore:
             t = idempotency_keys
             uow.conn.execute(
                 update(t)
-                .where(t.c.client_id == client_id, t.c.key == key, t.c.state == IN_FLIGHT)
+                .where(_holder(client_id, key, lease_token))
                 .values(
                     state=COMPLETED,
                     lease_until=None,
@@ -285,14 +312,11 @@ class IdempotencyStore:
 
         await self.store.write(store)
 
-    async def release(self, client_id: str, key: str) -> None:
+    async def release(self, client_id: str, key: str, *, lease_token: str | None = None) -> None:
         """Forget an in-flight key, so that a retry runs the request again."""
 
         def forget(uow: UnitOfWork) -> None:
-            t = idempotency_keys
-            uow.conn.execute(
-                delete(t).where(t.c.client_id == client_id, t.c.key == key, t.c.state == IN_FLIGHT)
-            )
+            uow.conn.execute(delete(idempotency_keys).where(_holder(client_id, key, lease_token)))
 
         await self.store.write(forget)
 
@@ -335,6 +359,7 @@ class IdempotentRequest:
         self.client_id = client_id
         self.key = key
         self.fingerprint = fingerprint
+        self.lease_token = secrets.token_hex(16)
 
     async def run(self, produce: Callable[[], Awaitable[Response]]) -> Response:
         """The stored answer of an earlier identical request, or produce()'s answer, stored.
@@ -343,7 +368,9 @@ class IdempotentRequest:
         below 500); any other exception, or cancellation, releases the key and propagates.
         Raises ProblemError IDEMPOTENCY_KEY_REUSED / IDEMPOTENCY_KEY_IN_FLIGHT from begin.
         """
-        stored = await self.store.begin(self.client_id, self.key, self.fingerprint)
+        stored = await self.store.begin(
+            self.client_id, self.key, self.fingerprint, lease_token=self.lease_token
+        )
         if stored is not None:
             return Response(
                 content=stored.body,
@@ -373,6 +400,7 @@ class IdempotentRequest:
                     response.status_code,
                     replayable_headers(response.headers),
                     bytes(body),
+                    lease_token=self.lease_token,
                 )
         except Exception:
             # The request did happen: answer it. The key stays leased until its lease runs out.
@@ -383,7 +411,7 @@ class IdempotentRequest:
         """Release the key, shielded from cancellation; a failure is logged, never raised."""
         try:
             with anyio.CancelScope(shield=True):
-                await self.store.release(self.client_id, self.key)
+                await self.store.release(self.client_id, self.key, lease_token=self.lease_token)
         except Exception:
             # The key stays leased until its lease runs out; a retry may take it over then.
             log.exception("could not release Idempotency-Key %r", self.key)

@@ -17,6 +17,7 @@ idempotency_keys = Table(
     Column("fingerprint", String(64), nullable=False),
     Column("state", String(16), nullable=False),
     Column("lease_until", UtcDateTime(), nullable=True),
+    Column("lease_token", String(32), nullable=True),
     Column("status_code", Integer, nullable=True),
     Column("response_headers", JSON, nullable=True),
     Column("response_body", LargeBinary, nullable=True),

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from contracts import Money, minor_unit_exponent
 from contracts.common import ensure_unique
+from contracts.order import check_order_total
 
 
 def check_minor_unit_precision(money: Money) -> None:
@@ -19,10 +20,12 @@ def check_minor_unit_precision(money: Money) -> None:
         ) from exc
 
 
-def check_order_lines(lines: Sequence[tuple[str, str]], currency: str) -> None:
-    """Line ids unique and every price in the order's currency: (line_id, price currency) pairs."""
-    ensure_unique((line_id for line_id, _ in lines), "line_id")
-    foreign = [line_id for line_id, line_currency in lines if line_currency != currency]
+def check_order_lines(lines: Sequence[tuple[str, Money, int]], currency: str) -> None:
+    """Line ids unique, every price in the order's currency, a total that is a valid amount:
+    (line_id, unit price, quantity) per line."""
+    ensure_unique((line_id for line_id, _, _ in lines), "line_id")
+    check_order_total((price.amount, quantity) for _, price, quantity in lines)
+    foreign = [line_id for line_id, price, _ in lines if price.currency != currency]
     if foreign:
         raise ValueError(
             f"all unit prices must be in the order currency {currency}; "

@@ -10,9 +10,13 @@ from gateway_infra.openapi import install_openapi
 from gateway_infra.settings import Settings
 from system_api.erp.port import ErpPort
 from system_api.erp.routes import router as erp_router
+from system_api.wms.port import WmsPort
+from system_api.wms.routes import router as wms_router
 
 
-def create_system_app(*, settings: Settings, auth: LayerAuth, erp: ErpPort) -> FastAPI:
+def create_system_app(
+    *, settings: Settings, auth: LayerAuth, erp: ErpPort, wms: WmsPort
+) -> FastAPI:
     """Build the system API with its backends injected; it can run alone or mounted at /system."""
     app = FastAPI(
         title="Retail Sync Gateway: system API",
@@ -23,6 +27,7 @@ def create_system_app(*, settings: Settings, auth: LayerAuth, erp: ErpPort) -> F
         redoc_url=None,
     )
     app.state.erp = erp
+    app.state.wms = wms
     app.state.auth = auth
     install_common_http(
         app,
@@ -30,5 +35,6 @@ def create_system_app(*, settings: Settings, auth: LayerAuth, erp: ErpPort) -> F
         timeout_seconds=settings.request_timeout_seconds,
     )
     app.include_router(erp_router)
+    app.include_router(wms_router)
     install_openapi(app, token_url=f"{auth.verifier.issuer}/oauth/token")
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 from collections.abc import Iterable
@@ -21,6 +22,9 @@ from sqlalchemy import Connection, Row, insert, select, update
 from gateway_infra.auth.scopes import Layer, layer_of
 from gateway_infra.tables import oauth_clients
 from gateway_infra.unit_of_work import Store, UnitOfWork
+
+CHANNEL_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+CLIENT_ID_PATTERN = re.compile(r"[a-z]{2}_[0-9a-f]{20}")
 
 
 class ClientKind(StrEnum):
@@ -76,8 +80,15 @@ def check_scopes(kind: ClientKind, scopes: Iterable[str]) -> frozenset[str]:
 class ClientRegistry:
     """Registers, authenticates and disables clients; tells whether one is still active."""
 
-    def __init__(self, store: Store, *, status_cache_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        status_cache_seconds: float = 1.0,
+        known_tiers: Iterable[str] | None = None,
+    ) -> None:
         self.store = store
+        self.known_tiers = frozenset(known_tiers) if known_tiers is not None else None
         self.status_cache_seconds = status_cache_seconds
         self._status: dict[str, tuple[float, ClientRecord | None]] = {}
         self._status_lock = threading.Lock()
@@ -97,6 +108,15 @@ class ClientRegistry:
         granted = check_scopes(kind, scopes)
         if kind is ClientKind.PARTNER and not channel:
             raise ClientError("a partner client belongs to a channel (--channel)")
+        if channel is not None and not CHANNEL_PATTERN.fullmatch(channel):
+            raise ClientError(
+                f"channel {channel!r} must be lower case letters, digits, '_' or '-' (e.g. acme_de)"
+            )
+        if self.known_tiers is not None and throttle_tier not in self.known_tiers:
+            raise ClientError(
+                f"throttle tier {throttle_tier!r} is not configured "
+                f"(known: {', '.join(sorted(self.known_tiers))})"
+            )
         secret = new_secret()
         client_id = f"{'pc' if kind is ClientKind.PARTNER else 'ic'}_{secrets.token_hex(10)}"
 
@@ -157,15 +177,19 @@ class ClientRegistry:
     # -- runtime (token endpoint, verification) ------------------------------------------
 
     def get(self, client_id: str) -> ClientRecord | None:
+        if not CLIENT_ID_PATTERN.fullmatch(client_id):
+            return None  # not an id this registry ever issued: no need to ask the database
         return self.store.database.run_read(lambda conn: _load(conn, client_id))
 
     def authenticate(self, client_id: str, secret: str) -> ClientRecord | None:
         """The active client whose secret this is, or None; constant time in the secret."""
-        row = self.store.database.run_read(
-            lambda conn: conn.execute(
-                select(oauth_clients).where(oauth_clients.c.client_id == client_id)
-            ).first()
-        )
+        row = None
+        if CLIENT_ID_PATTERN.fullmatch(client_id):
+            row = self.store.database.run_read(
+                lambda conn: conn.execute(
+                    select(oauth_clients).where(oauth_clients.c.client_id == client_id)
+                ).first()
+            )
         presented = secret_digest(secret)
         if row is None:
             hmac.compare_digest(presented, presented)
@@ -182,7 +206,9 @@ class ClientRegistry:
             cached = self._status.get(client_id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        record = await self.store.read(lambda conn: _load(conn, client_id))
+        record = None
+        if CLIENT_ID_PATTERN.fullmatch(client_id):
+            record = await self.store.read(lambda conn: _load(conn, client_id))
         active = record if record is not None and record.active else None
         with self._status_lock:
             self._status[client_id] = (now + self.status_cache_seconds, active)

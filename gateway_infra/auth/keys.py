@@ -33,6 +33,7 @@ class KeyRing:
     """The keys as one replica sees them at one moment."""
 
     signing: SigningKey
+    signing_alg: str
     published: KeySet
     kids: frozenset[str]
 
@@ -143,25 +144,38 @@ class SigningKeys:
         with self._lock:
             self._ring = None
 
-    def ring(self, *, refresh: bool = False) -> KeyRing:
-        """The keys, read from the database at most every cache_seconds (or when refreshing)."""
+    def _cached(self, refresh: bool) -> KeyRing | None:
         with self._lock:
             age = time.monotonic() - self._loaded_at
             # Unknown kids may force a reload, but at most once a second (no reload storms).
             max_age = min(self.cache_seconds, 1.0) if refresh else self.cache_seconds
-            if self._ring is not None and age < max_age:
-                return self._ring
-        ring = self.store.database.run_read(self._load)
+            return self._ring if self._ring is not None and age < max_age else None
+
+    def _remember(self, ring: KeyRing) -> KeyRing:
         with self._lock:
             self._ring = ring
             self._loaded_at = time.monotonic()
         return ring
+
+    def ring(self, *, refresh: bool = False) -> KeyRing:
+        """The keys, read from the database at most every cache_seconds (or when refreshing).
+
+        Blocks on the database when the cache is stale: for threads (the token endpoint's
+        authlib server, the CLI). The event loop uses `ring_async`."""
+        cached = self._cached(refresh)
+        return cached or self._remember(self.store.database.run_read(self._load))
+
+    async def ring_async(self, *, refresh: bool = False) -> KeyRing:
+        """As `ring`, with the read, decryption and key import off the event loop."""
+        cached = self._cached(refresh)
+        return cached or self._remember(await self.store.read(self._load))
 
     def _load(self, conn: Connection) -> KeyRing:
         now = self.store.clock.now()
         rows = conn.execute(select(signing_keys)).all()
         published: list[dict[str, Any]] = []
         signing: SigningKey | None = None
+        signing_alg = self.alg
         for row in rows:
             expired = row.retired_at is not None and row.retired_at + self.grace <= now
             if row.state == RETIRED and expired:
@@ -175,11 +189,13 @@ class SigningKeys:
                     if row.alg == "ES256"
                     else RSAKey.import_key(pem, parameters=parameters)
                 )
+                signing_alg = row.alg
         if signing is None:
             raise RuntimeError("no current signing key: run `retail-gateway keys rotate`")
         key_set = KeySet.import_key_set({"keys": published})
         return KeyRing(
             signing=signing,
+            signing_alg=signing_alg,
             published=key_set,
             kids=frozenset(str(k["kid"]) for k in published),
         )

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import logging
 import urllib.parse
 from collections import defaultdict
 from collections.abc import Mapping
@@ -29,6 +32,9 @@ from gateway_infra.settings import ThrottleTier
 from gateway_infra.throttle import Throttle
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+CLIENT_AUTH_FAILED = "client authentication failed"
+BASIC_CHALLENGE = 'Basic realm="token", error="invalid_client"'
+log = logging.getLogger("gateway.oauth")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -154,6 +160,17 @@ class GatewayAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         """authlib's hook for framework signals; nothing listens here."""
 
 
+def _readable_basic_credentials(authorization: str | None) -> bool:
+    """False for Basic credentials that are not base64 of UTF-8 `id:secret` (authlib would fail)."""
+    if not authorization or authorization[:6].lower() != "basic ":
+        return True
+    try:
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return ":" in decoded
+
+
 def _oauth_error(status: int, error: str, description: str, **headers: str) -> JSONResponse:
     return JSONResponse(
         {"error": error, "error_description": description},
@@ -193,8 +210,25 @@ def create_oauth_router(
         form = dict(pairs)
         if len(form) != len(pairs):
             return _oauth_error(400, "invalid_request", "a parameter is repeated")
+        if not _readable_basic_credentials(request.headers.get("authorization")):
+            return _oauth_error(
+                401, "invalid_client", CLIENT_AUTH_FAILED, **{"WWW-Authenticate": BASIC_CHALLENGE}
+            )
         oauth_request = _TokenRequest(token_endpoint, request.headers, form)
-        status, body, headers = await run_in_threadpool(server.create_token_response, oauth_request)
+        try:
+            status, body, headers = await run_in_threadpool(
+                server.create_token_response, oauth_request
+            )
+        except Exception:
+            log.exception("token endpoint failed")
+            return _oauth_error(500, "server_error", "the token could not be issued")
+        if isinstance(body, dict) and body.get("error") == "invalid_client":
+            # One answer whether the client id exists or not: nothing to learn by probing.
+            body["error_description"] = CLIENT_AUTH_FAILED
+            headers = [
+                (name, BASIC_CHALLENGE if name.lower() == "www-authenticate" else value)
+                for name, value in headers
+            ]
         return JSONResponse(body, status_code=status, headers={**dict(headers), **NO_STORE})
 
     @router.get("/.well-known/oauth-authorization-server")

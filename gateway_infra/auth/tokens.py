@@ -62,7 +62,7 @@ class TokenIssuer:
         if client.channel:
             claims["channel"] = client.channel
         ring = self.keys.ring()
-        header = {"alg": self.keys.alg, "typ": "at+jwt", "kid": ring.signing.kid}
+        header = {"alg": ring.signing_alg, "typ": "at+jwt", "kid": ring.signing.kid}
         token = jwt.encode(header, claims, ring.signing, algorithms=list(ALLOWED_ALGORITHMS))
         return token, self.lifetime_seconds
 
@@ -88,7 +88,7 @@ class TokenVerifier:
     def _now(self) -> int:
         return int(self.clock.now().timestamp())
 
-    def decode(self, token: str, layer: Layer) -> Principal:
+    async def decode(self, token: str, layer: Layer) -> Principal:
         """Verify everything the token itself carries; raises TokenRejected."""
         try:
             header = jws.extract_compact(token.encode()).headers()
@@ -99,9 +99,9 @@ class TokenVerifier:
         if header.get("alg") not in ALLOWED_ALGORITHMS:
             raise TokenRejected(f"algorithm {header.get('alg')!r} is not accepted")
         kid = header.get("kid")
-        ring = self.keys.ring()
+        ring = await self.keys.ring_async()
         if kid not in ring.kids:
-            ring = self.keys.ring(refresh=True)  # a key another replica just created
+            ring = await self.keys.ring_async(refresh=True)  # a key another replica just made
             if kid not in ring.kids:
                 raise TokenRejected("unknown signing key")
         try:
@@ -133,7 +133,7 @@ class TokenVerifier:
         )
 
     async def verify(self, token: str, layer: Layer) -> Principal:
-        principal = self.decode(token, layer)
+        principal = await self.decode(token, layer)
         record = await self.clients.active_record(principal.client_id)
         if record is None:
             raise TokenRejected("the client is disabled")

@@ -42,7 +42,9 @@ class V1OrderIn(ContractModel):
 
     @model_validator(mode="after")
     def _lines_are_consistent(self) -> Self:
-        check_order_lines([(x.line_id, x.unit_price.currency) for x in self.lines], self.currency)
+        check_order_lines(
+            [(x.line_id, x.unit_price, x.quantity) for x in self.lines], self.currency
+        )
         return self
 
 

@@ -34,7 +34,7 @@ class MinorMoney(ContractModel):
     """An amount in the currency's minor unit (cents for EUR, yen for JPY)."""
 
     amount_minor: int = Field(
-        ge=-(10**15), le=10**15, description="Amount in minor units, e.g. 1290 for 12.90 EUR."
+        ge=-(10**12), le=10**12, description="Amount in minor units, e.g. 1290 for 12.90 EUR."
     )
     currency: CurrencyCode
 
@@ -65,7 +65,10 @@ class V2OrderIn(ContractModel):
 
     @model_validator(mode="after")
     def _lines_are_consistent(self) -> Self:
-        check_order_lines([(x.line_id, x.unit_price.currency) for x in self.lines], self.currency)
+        check_order_lines(
+            [(x.line_id, x.unit_price.to_money(), x.quantity) for x in self.lines],
+            self.currency,
+        )
         return self
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Security
 
 from contracts import CreditNote, Customer, Product
-from contracts.common import Sku
+from contracts.common import Identifier, Sku
 from contracts.erp import (
     CreditNoteRequest,
     Invoice,
@@ -79,7 +79,7 @@ async def create_sales_order(erp: ErpDep, request: SalesOrderRequest) -> SalesOr
     dependencies=READ,
 )
 async def get_sales_order(
-    erp: ErpDep, sales_order_id: Annotated[str, Path(min_length=1, max_length=128)]
+    erp: ErpDep, sales_order_id: Annotated[Identifier, Path()]
 ) -> SalesOrder:
     sales_order = await erp.get_sales_order(sales_order_id)
     if sales_order is None:
@@ -87,7 +87,7 @@ async def get_sales_order(
     return sales_order
 
 
-SalesOrderId = Annotated[str, Path(min_length=1, max_length=128)]
+SalesOrderId = Annotated[Identifier, Path()]
 
 
 @router.post(
@@ -117,7 +117,7 @@ async def cancel_sales_order(erp: ErpDep, sales_order_id: SalesOrderId) -> Sales
     dependencies=READ,
 )
 async def get_customer(
-    erp: ErpDep, customer_id: Annotated[str, Path(min_length=1, max_length=128)]
+    erp: ErpDep, customer_id: Annotated[Identifier, Path()]
 ) -> Customer:
     customer = await erp.get_customer(customer_id)
     if customer is None:
@@ -143,7 +143,7 @@ async def post_invoice(erp: ErpDep, request: InvoiceRequest) -> Invoice:
     dependencies=READ,
 )
 async def get_invoice(
-    erp: ErpDep, invoice_id: Annotated[str, Path(min_length=1, max_length=128)]
+    erp: ErpDep, invoice_id: Annotated[Identifier, Path()]
 ) -> Invoice:
     invoice = await erp.get_invoice(invoice_id)
     if invoice is None:

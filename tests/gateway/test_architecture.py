@@ -67,7 +67,10 @@ def _layer_apps(gateway: Gateway) -> dict[str, Callable[[], FastAPI]]:
     )
     return {
         "system": lambda: create_system_app(
-            settings=settings, auth=gateway.layer_auth(Layer.SYSTEM), erp=gateway.embedded_erp
+            settings=settings,
+            auth=gateway.layer_auth(Layer.SYSTEM),
+            erp=gateway.embedded_erp,
+            wms=gateway.embedded_wms,
         ),
         "process": lambda: create_process_app(
             settings=settings, auth=gateway.layer_auth(Layer.PROCESS), orders=gateway.orders

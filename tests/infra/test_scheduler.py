@@ -24,6 +24,7 @@ from gateway_infra.scheduler import (
     RetryPolicy,
     Scheduler,
     cancel,
+    ensure_scheduled,
     schedule,
 )
 from gateway_infra.tables import outbox, timers
@@ -333,6 +334,31 @@ async def test_scheduling_a_failed_timer_again_makes_it_pending_with_fresh_attem
     clock.advance(timedelta(minutes=1))
     assert await scheduler.run_due() == 1
     assert await timer_rows(store) == []
+
+
+async def test_ensuring_a_recurring_timer_revives_it_after_it_gave_up_and_leaves_it_otherwise(
+    store: Store, scheduler: Scheduler, clock: ManualClock
+) -> None:
+    handler = Recorder(fail_with=RuntimeError("disk full"))
+    scheduler.register(KIND, handler, retry=RetryPolicy(max_attempts=1))
+
+    def ensure(due_in: timedelta) -> None:
+        store.write_sync(
+            lambda uow: ensure_scheduled(
+                uow.conn, kind=KIND, key="purge", due_at=uow.now + due_in, now=uow.now
+            )
+        )
+
+    ensure(timedelta(0))
+    assert await scheduler.run_due() == 1
+    assert (await only_timer(store)).state == FAILED
+
+    ensure(timedelta(hours=1))
+    revived = await only_timer(store)
+    ensure(timedelta(hours=5))  # pending: left as it is
+
+    assert (revived.state, revived.attempts) == (PENDING, 0)
+    assert (await only_timer(store)).due_at == revived.due_at == clock.now() + timedelta(hours=1)
 
 
 @pytest.mark.parametrize(

@@ -647,3 +647,23 @@ async def test_run_of_a_conflict_problem_keeps_its_headers_out_of_the_replay(
     replay = await request(idempotency).run(conflict)
     assert "x-extra" not in replay.headers
     assert replay.status_code == 409
+
+
+async def test_a_request_that_lost_its_lease_cannot_release_or_answer_for_its_successor(
+    idempotency: IdempotencyStore, clock: ManualClock
+) -> None:
+    store = idempotency
+    fingerprint = request_fingerprint("POST", "/orders", b"{}")
+    assert await store.begin("c1", "k", fingerprint, lease_token="slow") is None
+    clock.advance(store.lease + timedelta(seconds=1))
+    assert await store.begin("c1", "k", fingerprint, lease_token="retry") is None  # takes over
+
+    await store.release("c1", "k", lease_token="slow")  # the slow request gives up late
+    await store.complete("c1", "k", 201, {}, b"slow", lease_token="slow")
+
+    with pytest.raises(ProblemError) as still_running:
+        await store.begin("c1", "k", fingerprint, lease_token="third")
+    assert still_running.value.problem is IDEMPOTENCY_KEY_IN_FLIGHT
+    await store.complete("c1", "k", 201, {}, b"retry", lease_token="retry")
+    replay = await store.begin("c1", "k", fingerprint, lease_token="fourth")
+    assert replay is not None and replay.body == b"retry"

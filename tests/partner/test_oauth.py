@@ -466,3 +466,67 @@ def test_authlibs_oauth2_client_gets_a_token_and_calls_the_api(
     assert token["token_type"] == "Bearer"
     assert response.status_code == 404  # authenticated and authorised: the order is unknown
     assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Basic " + base64.b64encode(b"\xff:\xff").decode(),
+        "Basic not-base64!!",
+        "Basic " + base64.b64encode(b"no-colon").decode(),
+    ],
+)
+async def test_unreadable_basic_credentials_are_invalid_client_not_a_server_error(
+    anonymous: httpx.AsyncClient, authorization: str
+) -> None:
+    response = await anonymous.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": authorization},
+    )
+
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert response.headers["www-authenticate"].startswith("Basic")
+
+
+async def test_unknown_client_and_wrong_secret_look_the_same(
+    anonymous: httpx.AsyncClient, partner_secret: tuple[str, str]
+) -> None:
+    form = {"grant_type": "client_credentials"}
+    wrong_secret = await anonymous.post("/oauth/token", data=form, auth=(partner_secret[0], "x"))
+    unknown = await anonymous.post("/oauth/token", data=form, auth=("pc_" + "0" * 20, "x"))
+    odd_id = await anonymous.post(
+        "/oauth/token", data={**form, "client_id": "a\x00b", "client_secret": "x"}
+    )
+
+    assert wrong_secret.status_code == unknown.status_code == 401
+    assert wrong_secret.json() == unknown.json()
+    assert odd_id.status_code in (400, 401)
+    assert odd_id.json()["error"] == "invalid_client"
+
+
+async def test_switching_the_signing_algorithm_takes_effect_through_rotation(
+    database_url: str, clock: ManualClock
+) -> None:
+    gateway = start_gateway(make_settings(database_url), clock)  # ES256 keys
+    gateway.keys.rotate()
+    await gateway.aclose()
+    rs256 = start_gateway(make_settings(database_url, signing_alg="RS256"), clock)
+    record, secret = rs256.clients.add(
+        name="x", kind=ClientKind.PARTNER, scopes=PARTNER_SCOPES, channel="webshop"
+    )
+    try:
+        async with _client_of(rs256) as http:
+            before = await fetch_token(http, record.client_id, secret)
+            rs256.keys.rotate()  # promotes the ES256 "next" key made before the switch
+            rs256.keys.rotate()  # now an RS256 key signs
+            after = await fetch_token(http, record.client_id, secret)
+            still_valid = await http.get(PARTNER_READ, headers=bearer(before))
+            valid = await http.get(PARTNER_READ, headers=bearer(after))
+    finally:
+        await rs256.aclose()
+
+    assert header_of(before)["alg"] == "ES256"
+    assert header_of(after)["alg"] == "RS256"
+    assert still_valid.status_code == valid.status_code == 404

@@ -283,3 +283,32 @@ async def test_idempotency_records_are_purged_hourly_after_their_retention(
     assert ran == 1
     assert remaining == 0
     assert next_round == clock.now() + PURGE_EVERY
+
+
+@pytest.mark.parametrize("amount", ["9" * 40, "99999999999999.99", "1e400", "-0.001"])
+async def test_absurd_amounts_are_422_not_a_server_error(
+    gateway: Gateway, webshop: Caller, amount: str
+) -> None:
+    payload = v1_order("W-15", {**line(), "unit_price": {"amount": amount, "currency": "EUR"}})
+
+    response = await webshop.http.post("/partner/v1/orders", json=payload, headers=key())
+
+    assert response.status_code == 422, response.text
+
+
+async def test_an_order_total_beyond_any_ledger_is_422(gateway: Gateway, webshop: Caller) -> None:
+    payload = v2_order("W-16", quantity=1_000_000, cents=99_999_999_999)
+
+    response = await webshop.http.post("/partner/v2/orders", json=payload, headers=key())
+
+    assert response.status_code == 422, response.text
+
+
+async def test_control_characters_in_ids_are_refused_not_a_server_error(
+    gateway: Gateway, webshop: Caller
+) -> None:
+    in_body = await webshop.http.post("/partner/v1/orders", json=v1_order("W\x0017"), headers=key())
+    in_path = await webshop.http.get("/partner/v1/orders/ord%00x")
+
+    assert in_body.status_code == 422
+    assert in_path.status_code in (404, 422)

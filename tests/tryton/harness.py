@@ -10,11 +10,16 @@ JSON-RPC like the adapter does.
     with TrytonServer(venv, template, workdir) as server:    # a private copy of the template
         rpc = TrytonRpc(server.url, server.database).login("admin", server.admin_password)
         rpc.call("product.product", "search_read", [("code", "=", "SKU-001")], 0, None, None,
-                 ["name", "list_price"])
+                 ["name", "list_price_used"])
+
+The cache (``.cache/tryton/``, or $TRYTON_TEST_CACHE) holds ``venv-<sha256[:16]>/`` and
+``templates/<sha256[:16]>-seed<SEED_VERSION>-<seed script sha[:12]>/{template.sqlite,
+manifest.json,build.log}``; other keys are pruned when a new entry is built.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import datetime as dt
@@ -27,6 +32,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -147,17 +153,28 @@ def ensure_tryton_venv(root: Path | None = None) -> Path:
             shutil.rmtree(venv, ignore_errors=True)
             raise
         marker.write_text(digest + "\n")
+        prune(root, keep=venv.name, prefix="venv-")
     return venv
 
 
 # ---------------------------------------------------------------- the template database
 
 
-def write_config(directory: Path, port: int | None = None) -> Path:
-    """trytond.conf for an SQLite database directory (and a listening port for the server)."""
-    lines = ["[database]", "uri = sqlite://", f"path = {directory}", ""]
+def write_config(
+    directory: Path, port: int | None = None, extra: dict[str, dict[str, str]] | None = None
+) -> Path:
+    """trytond.conf for an SQLite database directory (and a listening port for the server).
+
+    ``extra`` adds sections/options, e.g. ``{"session": {"timeout": "5"}}``.
+    """
+    sections: dict[str, dict[str, str]] = {"database": {"uri": "sqlite://", "path": str(directory)}}
     if port is not None:
-        lines += ["[web]", f"listen = 127.0.0.1:{port}", ""]
+        sections["web"] = {"listen": f"127.0.0.1:{port}"}
+    for section, options in (extra or {}).items():
+        sections.setdefault(section, {}).update(options)
+    lines = []
+    for section, options in sections.items():
+        lines += [f"[{section}]", *(f"{key} = {value}" for key, value in options.items()), ""]
     config = directory / "trytond.conf"
     config.write_text("\n".join(lines))
     return config
@@ -224,10 +241,34 @@ def build_template_database(venv: Path, workdir: Path, root: Path | None = None)
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
         shutil.rmtree(build, ignore_errors=True)
+        prune(root / "templates", keep=target.name)
     return target / "template.sqlite"
 
 
+def prune(directory: Path, keep: str, prefix: str = "") -> None:
+    """Remove the cache entries of other keys (older requirements or seed versions)."""
+    for entry in directory.iterdir():
+        if entry.is_dir() and entry.name.startswith(prefix) and entry.name != keep:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def load_manifest(template: Path) -> dict[str, Any]:
+    """What seed_template.py seeded (ids of the company, customer, products, locations...)."""
+    manifest: dict[str, Any] = json.loads((template.parent / "manifest.json").read_text())
+    return manifest
+
+
 # ---------------------------------------------------------------- the server
+
+
+_RUNNING: weakref.WeakSet[TrytonServer] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """No trytond outlives the test process, even when a fixture's teardown never ran."""
+    for server in list(_RUNNING):
+        server.stop()
 
 
 def free_port() -> int:
@@ -250,6 +291,7 @@ class TrytonServer:
         database: str = "retail",
         port: int | None = None,
         start_timeout: float = 60.0,
+        config: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.venv = venv
         self.template = template
@@ -260,8 +302,9 @@ class TrytonServer:
         self.admin_login = ADMIN_LOGIN
         self.admin_password = ADMIN_PASSWORD
         self.start_timeout = start_timeout
+        self.extra_config = config
         self.log_path = workdir / "trytond.log"
-        self.manifest: dict[str, Any] = json.loads((template.parent / "manifest.json").read_text())
+        self.manifest = load_manifest(template)
         self.process: subprocess.Popen[bytes] | None = None
         self._prepared = False
 
@@ -273,7 +316,7 @@ class TrytonServer:
     def _prepare(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.template, self.workdir / f"{self.database}.sqlite")
-        self.config = write_config(self.workdir, self.port)
+        self.config = write_config(self.workdir, self.port, self.extra_config)
         self.env = subprocess_env(TRYTONPASSFILE=str(write_passfile(self.workdir)))
         self._prepared = True
 
@@ -293,6 +336,7 @@ class TrytonServer:
             )
         finally:
             log.close()
+        _RUNNING.add(self)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -307,6 +351,7 @@ class TrytonServer:
 
     def stop(self) -> None:
         process, self.process = self.process, None
+        _RUNNING.discard(self)
         if process is None or process.poll() is not None:
             return
         process.terminate()

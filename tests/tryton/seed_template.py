@@ -130,6 +130,11 @@ def main(config_file: str, database: str, manifest_path: str) -> None:
     (customer_location,) = Location.find([("code", "=", "CUS")])
     (lost_found,) = Location.find([("type", "=", "lost_found")], limit=1)
 
+    # A package type for customer shipments (stock_package needs one per package).
+    PackageType = Model.get("stock.package.type")
+    box = PackageType(name="Box")
+    box.save()
+
     # Opening stock through one inventory in STO.
     Inventory = Model.get("stock.inventory")
     inventory = Inventory(location=storage)
@@ -140,6 +145,9 @@ def main(config_file: str, database: str, manifest_path: str) -> None:
     inventory.click("confirm")
     assert inventory.state == "done", inventory.state
 
+    Journal = Model.get("account.journal")
+    (revenue_journal,) = Journal.find([("type", "=", "revenue")], limit=1)
+
     manifest = {
         "valid_until": last.end_date.isoformat(),
         "company": company.id,
@@ -147,9 +155,13 @@ def main(config_file: str, database: str, manifest_path: str) -> None:
         "currency": "EUR",
         "customer": customer.id,
         "customer_address": customer.addresses[0].id,
+        "revenue_account": accounts["revenue"].id,
+        "receivable_account": accounts["receivable"].id,
+        "revenue_journal": revenue_journal.id,
         "payment_term": payment_term.id,
         "account_category": account_category.id,
         "unit": unit.id,
+        "package_type": box.id,
         "products": {
             code: {"id": products[code].id, "name": name, "list_price": str(price), "stock": qty}
             for code, name, price, qty in PRODUCTS

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from contracts import (
+    Customer,
     Disposition,
     EventEnvelope,
     InspectionGrade,
@@ -72,10 +73,42 @@ def test_money_rejects_float_amounts_in_json() -> None:
         Money.model_validate_json('{"amount": 19.99, "currency": "EUR"}')
 
 
-@pytest.mark.parametrize("amount", ["19.99", 19, Decimal("19.99")])
-def test_money_accepts_strings_ints_and_decimals(amount: object) -> None:
+@pytest.mark.parametrize("amount", ["19.99", "19", Decimal("19.99")])
+def test_money_accepts_decimal_strings_and_decimals(amount: object) -> None:
     money = Money.model_validate({"amount": amount, "currency": "EUR"})
     assert isinstance(money.amount, Decimal)
+
+
+def test_money_refuses_json_numbers_even_whole_ones() -> None:
+    with pytest.raises(ValidationError, match="decimal string"):
+        Money.model_validate_json('{"amount": 19, "currency": "EUR"}')
+
+
+@pytest.mark.parametrize("amount", ["9" * 40, "10000000000000", "-1e20"])
+def test_money_refuses_amounts_no_ledger_column_can_hold(amount: str) -> None:
+    with pytest.raises(ValidationError, match="below"):
+        Money.model_validate({"amount": amount, "currency": "EUR"})
+
+
+def test_an_order_whose_total_is_too_large_is_refused() -> None:
+    huge = {"amount": "9999999999.00", "currency": "EUR"}
+    payload = submission()
+    payload["lines"][0]["unit_price"] = huge
+    payload["lines"][0]["quantity"] = 1_000_000
+    with pytest.raises(ValidationError, match="order total"):
+        OrderSubmission.model_validate(payload)
+
+
+def test_identifiers_and_text_with_control_characters_are_refused() -> None:
+    with pytest.raises(ValidationError, match="pattern"):
+        OrderSubmission.model_validate(submission(channel_order_id="A\x00B"))
+    with pytest.raises(ValidationError, match="control characters"):
+        Customer.model_validate({"name": "Ada\x00"})
+
+
+def test_a_number_is_not_read_as_a_date_time() -> None:
+    with pytest.raises(ValidationError, match="RFC 3339"):
+        OrderSubmission.model_validate(submission(placed_at=0))
 
 
 def test_money_rejects_more_than_four_decimal_places() -> None:
