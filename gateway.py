@@ -55,6 +55,8 @@ from system_api.erp.http_client import HttpErpClient
 from system_api.erp.port import ErpPort
 from system_api.tables import metadata as system_metadata
 from system_api.wms.embedded import EmbeddedWms
+from system_api.wms.http_client import HttpWmsClient
+from system_api.wms.port import WmsPort
 
 ALL_METADATA: tuple[MetaData, ...] = (
     infra_metadata,
@@ -84,6 +86,7 @@ class Gateway:
     embedded_erp: EmbeddedErp
     embedded_wms: EmbeddedWms
     erp: ErpPort
+    wms: WmsPort
     orders: OrderService
     idempotency_purge: IdempotencyPurge
     closers: list[Callable[[], Any]] = field(default_factory=list)
@@ -148,16 +151,23 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
     embedded_erp = EmbeddedErp(store, price_tolerance=settings.erp_price_tolerance)
     embedded_wms = EmbeddedWms(store)
     erp: ErpPort
+    wms: WmsPort
     if settings.system_api_transport == "http":
+        credentials = _system_api_credentials(settings, issuer)
         http_erp = HttpErpClient(
             settings.system_api_url,
             timeout_seconds=settings.system_api_timeout_seconds,
-            credentials=_system_api_credentials(settings, issuer),
+            credentials=credentials,
         )
-        closers.append(http_erp.aclose)
-        erp = http_erp
+        http_wms = HttpWmsClient(
+            settings.system_api_url,
+            timeout_seconds=settings.system_api_timeout_seconds,
+            credentials=credentials,
+        )
+        closers.extend([http_erp.aclose, http_wms.aclose])
+        erp, wms = http_erp, http_wms
     else:
-        erp = embedded_erp
+        erp, wms = embedded_erp, embedded_wms
     orders = OrderService(store, erp)
     orders.register_timers(scheduler)
     purge = IdempotencyPurge(store, idempotency)
@@ -177,6 +187,7 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         embedded_erp=embedded_erp,
         embedded_wms=embedded_wms,
         erp=erp,
+        wms=wms,
         orders=orders,
         idempotency_purge=purge,
         closers=closers,
@@ -305,7 +316,8 @@ async def readiness(gateway: Gateway) -> JSONResponse:
         checks["database"] = {"status": "unreachable", "error": type(exc).__name__}
         ready = False
     checks["backends"] = {
-        "erp": {"adapter": getattr(gateway.erp, "name", type(gateway.erp).__name__)}
+        "erp": {"adapter": gateway.erp.name},
+        "wms": {"adapter": gateway.wms.name},
     }
     if not ready:
         return problem_response(NOT_READY, "see checks", checks=checks)

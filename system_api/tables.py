@@ -155,7 +155,7 @@ wms_ledger = Table(
     Column("bucket", String(16), nullable=False),
     Column("delta", Integer, nullable=False),
     Column("reason", String(32), nullable=False),
-    Column("reference", String(128), nullable=False),
+    Column("reference", String(300), nullable=False),
     Column("at", UtcDateTime(), nullable=False),
     UniqueConstraint("sku", "warehouse", "reason", "reference", name="uq_sys_wms_ledger_entry"),
     Index("ix_sys_wms_ledger_sku_warehouse", "sku", "warehouse"),

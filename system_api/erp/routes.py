@@ -78,9 +78,7 @@ async def create_sales_order(erp: ErpDep, request: SalesOrderRequest) -> SalesOr
     responses=problem_responses(404),
     dependencies=READ,
 )
-async def get_sales_order(
-    erp: ErpDep, sales_order_id: Annotated[Identifier, Path()]
-) -> SalesOrder:
+async def get_sales_order(erp: ErpDep, sales_order_id: Annotated[Identifier, Path()]) -> SalesOrder:
     sales_order = await erp.get_sales_order(sales_order_id)
     if sales_order is None:
         raise DocumentNotFound("sales order", sales_order_id)
@@ -116,9 +114,7 @@ async def cancel_sales_order(erp: ErpDep, sales_order_id: SalesOrderId) -> Sales
     responses=problem_responses(404),
     dependencies=READ,
 )
-async def get_customer(
-    erp: ErpDep, customer_id: Annotated[Identifier, Path()]
-) -> Customer:
+async def get_customer(erp: ErpDep, customer_id: Annotated[Identifier, Path()]) -> Customer:
     customer = await erp.get_customer(customer_id)
     if customer is None:
         raise DocumentNotFound("customer", customer_id)
@@ -142,9 +138,7 @@ async def post_invoice(erp: ErpDep, request: InvoiceRequest) -> Invoice:
     responses=problem_responses(404),
     dependencies=READ,
 )
-async def get_invoice(
-    erp: ErpDep, invoice_id: Annotated[Identifier, Path()]
-) -> Invoice:
+async def get_invoice(erp: ErpDep, invoice_id: Annotated[Identifier, Path()]) -> Invoice:
     invoice = await erp.get_invoice(invoice_id)
     if invoice is None:
         raise DocumentNotFound("invoice", invoice_id)

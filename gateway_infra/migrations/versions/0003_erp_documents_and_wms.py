@@ -67,7 +67,7 @@ def upgrade() -> None:
         sa.Column("bucket", sa.String(length=16), nullable=False),
         sa.Column("delta", sa.Integer(), nullable=False),
         sa.Column("reason", sa.String(length=32), nullable=False),
-        sa.Column("reference", sa.String(length=128), nullable=False),
+        sa.Column("reference", sa.String(length=300), nullable=False),
         sa.Column("at", gateway_infra.columns.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sys_wms_ledger")),
         sa.UniqueConstraint(
