@@ -53,6 +53,8 @@ from system_api.app import create_system_app
 from system_api.erp.embedded import EmbeddedErp, upsert_products
 from system_api.erp.http_client import HttpErpClient
 from system_api.erp.port import ErpPort
+from system_api.owned_ports import OwnedErp, OwnedWms
+from system_api.ownership import DEFAULT_SYSTEM_OF_RECORD, OwnershipMap, OwnershipPolicy
 from system_api.tables import metadata as system_metadata
 from system_api.wms.embedded import EmbeddedWms
 from system_api.wms.http_client import HttpWmsClient
@@ -85,6 +87,8 @@ class Gateway:
     idempotency: IdempotencyStore
     embedded_erp: EmbeddedErp
     embedded_wms: EmbeddedWms
+    system_erp: ErpPort
+    system_wms: WmsPort
     erp: ErpPort
     wms: WmsPort
     orders: OrderService
@@ -148,8 +152,13 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         retention=timedelta(seconds=settings.idempotency_retention_seconds),
         lease=timedelta(seconds=settings.idempotency_lease_seconds),
     )
+    ownership = OwnershipPolicy(
+        OwnershipMap.from_config({**DEFAULT_SYSTEM_OF_RECORD, **settings.system_of_record}), store
+    )
     embedded_erp = EmbeddedErp(store, price_tolerance=settings.erp_price_tolerance)
     embedded_wms = EmbeddedWms(store)
+    system_erp = OwnedErp(embedded_erp, ownership)
+    system_wms = OwnedWms(embedded_wms, ownership)
     erp: ErpPort
     wms: WmsPort
     if settings.system_api_transport == "http":
@@ -167,7 +176,7 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         closers.extend([http_erp.aclose, http_wms.aclose])
         erp, wms = http_erp, http_wms
     else:
-        erp, wms = embedded_erp, embedded_wms
+        erp, wms = system_erp, system_wms
     orders = OrderService(store, erp)
     orders.register_timers(scheduler)
     purge = IdempotencyPurge(store, idempotency)
@@ -186,6 +195,8 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         idempotency=idempotency,
         embedded_erp=embedded_erp,
         embedded_wms=embedded_wms,
+        system_erp=system_erp,
+        system_wms=system_wms,
         erp=erp,
         wms=wms,
         orders=orders,
@@ -269,8 +280,8 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
         create_system_app(
             settings=settings,
             auth=gateway.layer_auth(Layer.SYSTEM),
-            erp=gateway.embedded_erp,
-            wms=gateway.embedded_wms,
+            erp=gateway.system_erp,
+            wms=gateway.system_wms,
         ),
     )
     app.mount(

@@ -101,6 +101,13 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="Timeout of one HTTP call to system_api."
     )
 
+    system_of_record: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Overrides of the system-of-record map, JSON {'object.field' or 'object.*': "
+            "'erp'|'wms'|'gateway'|'marketplace'}; see docs/system-of-record.md. Checked at start."
+        ),
+    )
     erp_price_tolerance: Decimal = Field(
         default=Decimal("0.01"),
         ge=0,
