@@ -247,7 +247,23 @@ def _group_of(item: pytest.Item) -> str:
     return "core"
 
 
+_conformance: dict[str, dict[str, int]] = {}
+CONFORMANCE_BACKENDS = ("embedded-sqlite", "embedded-postgres", "tryton")
+
+
+def _conformance_backend(nodeid: str) -> str | None:
+    if "tests/system/conformance/" not in nodeid or "[" not in nodeid:
+        return None
+    param_id = nodeid.rsplit("[", 1)[1]
+    return next((b for b in CONFORMANCE_BACKENDS if b in param_id), None)
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    backend = _conformance_backend(report.nodeid)
+    if backend is not None and (report.when == "call" or report.outcome != "passed"):
+        outcomes = _conformance.setdefault(backend, {})
+        outcome = "error" if report.when != "call" and report.failed else report.outcome
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
     group = _group_by_nodeid.get(report.nodeid, "core")
     _group_seconds[group] = _group_seconds.get(group, 0.0) + report.duration
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
@@ -263,6 +279,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _conformance:
+        terminalreporter.section("system API conformance suite per backend")
+        for backend in CONFORMANCE_BACKENDS:
+            if backend in _conformance:
+                counts = ", ".join(f"{n} {k}" for k, n in sorted(_conformance[backend].items()))
+                terminalreporter.write_line(f"{backend:<18} {counts}")
     if not _group_seconds:
         return
     terminalreporter.section("time per test group")
