@@ -36,6 +36,7 @@ from gateway_infra.database import Database, normalise_url
 from gateway_infra.http import install_common_http
 from gateway_infra.logging import configure_logging
 from gateway_infra.problems import ProblemType, problem_response
+from gateway_infra.resilience import CircuitBreaker, GuardPolicy
 from gateway_infra.scheduler import Scheduler
 from gateway_infra.settings import Settings, settings_reference
 from gateway_infra.tables import metadata as infra_metadata
@@ -50,6 +51,9 @@ from process_api.app import create_process_app
 from process_api.order_to_cash.service import OrderService
 from process_api.tables import metadata as process_metadata
 from system_api.app import create_system_app
+from system_api.backends.tryton.erp import TrytonErp
+from system_api.backends.tryton.rpc import TrytonClient, TrytonConnection
+from system_api.backends.tryton.wms import TrytonWms
 from system_api.erp.embedded import EmbeddedErp, upsert_products
 from system_api.erp.http_client import HttpErpClient
 from system_api.erp.port import ErpPort
@@ -66,7 +70,7 @@ ALL_METADATA: tuple[MetaData, ...] = (
     process_metadata,
     partner_metadata,
 )
-SECRET_SETTINGS = ("key_encryption_key", "system_api_client_secret")
+SECRET_SETTINGS = ("key_encryption_key", "system_api_client_secret", "tryton_password")
 NOT_READY = ProblemType("not-ready", "The gateway is not ready to serve", 503)
 
 
@@ -89,6 +93,7 @@ class Gateway:
     embedded_wms: EmbeddedWms
     system_erp: ErpPort
     system_wms: WmsPort
+    breakers: list[CircuitBreaker]
     erp: ErpPort
     wms: WmsPort
     orders: OrderService
@@ -157,8 +162,17 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
     )
     embedded_erp = EmbeddedErp(store, price_tolerance=settings.erp_price_tolerance)
     embedded_wms = EmbeddedWms(store)
-    system_erp = OwnedErp(embedded_erp, ownership)
-    system_wms = OwnedWms(embedded_wms, ownership)
+    backend_erp: ErpPort = embedded_erp
+    backend_wms: WmsPort = embedded_wms
+    breakers: list[CircuitBreaker] = []
+    if settings.system_backend == "tryton":
+        tryton = _tryton_client(settings, clock)
+        closers.append(tryton.aclose)
+        breakers.append(tryton.guard.breaker)
+        tryton_erp = TrytonErp(tryton, price_tolerance=settings.erp_price_tolerance)
+        backend_erp, backend_wms = tryton_erp, TrytonWms(tryton, tryton_erp, clock=clock)
+    system_erp = OwnedErp(backend_erp, ownership)
+    system_wms = OwnedWms(backend_wms, ownership)
     erp: ErpPort
     wms: WmsPort
     if settings.system_api_transport == "http":
@@ -197,11 +211,37 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         embedded_wms=embedded_wms,
         system_erp=system_erp,
         system_wms=system_wms,
+        breakers=breakers,
         erp=erp,
         wms=wms,
         orders=orders,
         idempotency_purge=purge,
         closers=closers,
+    )
+
+
+def _tryton_client(settings: Settings, clock: Clock) -> TrytonClient:
+    if settings.tryton_password is None:
+        raise ValueError("GATEWAY_TRYTON_PASSWORD is required with GATEWAY_SYSTEM_BACKEND=tryton")
+    return TrytonClient.connect(
+        TrytonConnection(
+            url=settings.tryton_url,
+            database=settings.tryton_database,
+            username=settings.tryton_user,
+            password=settings.tryton_password.get_secret_value(),
+        ),
+        CircuitBreaker(
+            "tryton",
+            clock,
+            failure_threshold=settings.tryton_breaker_failures,
+            reset_after=timedelta(seconds=settings.tryton_breaker_reset_seconds),
+        ),
+        GuardPolicy(
+            timeout_seconds=settings.tryton_timeout_seconds,
+            attempts=settings.tryton_attempts,
+            max_concurrency=settings.tryton_max_concurrency,
+            calls_per_second=settings.tryton_calls_per_second,
+        ),
     )
 
 
@@ -329,6 +369,7 @@ async def readiness(gateway: Gateway) -> JSONResponse:
     checks["backends"] = {
         "erp": {"adapter": gateway.erp.name},
         "wms": {"adapter": gateway.wms.name},
+        "circuit_breakers": {b.name: b.snapshot() for b in gateway.breakers},
     }
     if not ready:
         return problem_response(NOT_READY, "see checks", checks=checks)

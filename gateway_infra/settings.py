@@ -101,6 +101,38 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="Timeout of one HTTP call to system_api."
     )
 
+    system_backend: Literal["embedded", "tryton"] = Field(
+        default="embedded",
+        description=(
+            "The ERP and WMS behind the system API: the embedded reference backend in the "
+            "gateway's own database, or a Tryton server over JSON-RPC (one gateway process per "
+            "Tryton database: Tryton does not enforce unique references)."
+        ),
+    )
+    tryton_url: str = Field(
+        default="http://127.0.0.1:8000", description="Base URL of the Tryton server."
+    )
+    tryton_database: str = Field(default="tryton", description="Tryton database name.")
+    tryton_user: str = Field(default="admin", description="Tryton user the gateway logs in as.")
+    tryton_password: SecretStr | None = Field(default=None, description="That user's password.")
+    tryton_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of one Tryton call."
+    )
+    tryton_attempts: int = Field(
+        default=3, ge=1, le=10, description="Tries of an idempotent Tryton call (with backoff)."
+    )
+    tryton_max_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Tryton calls in flight at once, at most."
+    )
+    tryton_calls_per_second: float = Field(
+        default=20.0, gt=0, description="Tryton calls started per second, at most."
+    )
+    tryton_breaker_failures: int = Field(
+        default=5, ge=1, description="Consecutive failed calls that open the circuit breaker."
+    )
+    tryton_breaker_reset_seconds: float = Field(
+        default=30.0, gt=0, description="How long the breaker stays open before a trial call."
+    )
     system_of_record: dict[str, str] = Field(
         default_factory=dict,
         description=(

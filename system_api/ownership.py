@@ -92,11 +92,7 @@ class OwnershipMap:
 
     def foreign_fields(self, system: str, obj: str, fields: Iterable[str]) -> dict[str, str]:
         """The fields `system` does not own, each with its owner."""
-        return {
-            field: owner
-            for field in fields
-            if (owner := self.owners[(obj, field)]) != system
-        }
+        return {field: owner for field in fields if (owner := self.owners[(obj, field)]) != system}
 
 
 class OwnershipPolicy:

@@ -65,7 +65,9 @@ async def bench_erp(erp: ErpPort, label: str, calls: int, concurrency: int) -> N
             ],
         )
 
-    await measure(f"{label} get_product", lambda: erp.get_product("MUG-RED-350"), calls, concurrency)
+    await measure(
+        f"{label} get_product", lambda: erp.get_product("MUG-RED-350"), calls, concurrency
+    )
     await measure(
         f"{label} create_sales_order",
         lambda: erp.create_sales_order(order()),

@@ -34,6 +34,25 @@ PRODUCTS = [
     ("SKU-003", "Canvas Tote", Decimal("12.00"), 20),
     ("SKU-004", "Gift Box", Decimal("5.00"), 0),
 ]
+# The catalogue of the system API's conformance suite (tests/system/conformance/backends.py):
+# code, name, list price, active. No opening stock: the tests receive what they ship.
+CONFORMANCE_PRODUCTS = [
+    ("MUG-RED-350", "Red mug 350 ml", Decimal("12.90"), True),
+    ("TEE-ORG-M", "Organic tee M", Decimal("24.00"), True),
+    ("LAMP-DESK-01", "Desk lamp", Decimal("59.00"), True),
+    ("VASE-OLD-01", "Discontinued vase", Decimal("30.00"), False),
+]
+# A few countries, so customer addresses keep theirs (no full country import in the template).
+COUNTRIES = [
+    ("BE", "Belgium"),
+    ("DE", "Germany"),
+    ("ES", "Spain"),
+    ("FR", "France"),
+    ("GB", "United Kingdom"),
+    ("IT", "Italy"),
+    ("NL", "Netherlands"),
+    ("US", "United States"),
+]
 
 
 def main(config_file: str, database: str, manifest_path: str) -> None:
@@ -121,6 +140,27 @@ def main(config_file: str, database: str, manifest_path: str) -> None:
         template.save()
         products[code] = template.products[0]
 
+    conformance = {}
+    for code, name, price, active in CONFORMANCE_PRODUCTS:
+        template = Template(name=name)
+        template.default_uom = unit
+        template.type = "goods"
+        template.salable = True
+        template.list_price = price
+        template.account_category = account_category
+        (variant,) = template.products
+        variant.suffix_code = code
+        template.save()
+        conformance[code] = template.products[0]
+        if not active:
+            product = conformance[code]
+            product.active = False
+            product.save()
+
+    Country = Model.get("country.country")
+    for code, name in COUNTRIES:
+        Country(code=code, name=name).save()
+
     # Locations: the default warehouse WH with its storage STO, plus a quarantine location
     # for returned goods (a storage location under the warehouse, not counted as STO stock).
     (warehouse,) = Location.find([("code", "=", "WH")])
@@ -129,6 +169,11 @@ def main(config_file: str, database: str, manifest_path: str) -> None:
     quarantine.save()
     (customer_location,) = Location.find([("code", "=", "CUS")])
     (lost_found,) = Location.find([("type", "=", "lost_found")], limit=1)
+    # Scrapped goods (e.g. returns inspected as scrap) go to a waste location of the warehouse.
+    scrap = Location(name="Scrap", code="SCRAP", type="lost_found")
+    scrap.save()
+    warehouse.waste_locations.append(Location(scrap.id))
+    warehouse.save()
 
     # A package type for customer shipments (stock_package needs one per package).
     PackageType = Model.get("stock.package.type")
@@ -166,7 +211,12 @@ def main(config_file: str, database: str, manifest_path: str) -> None:
             code: {"id": products[code].id, "name": name, "list_price": str(price), "stock": qty}
             for code, name, price, qty in PRODUCTS
         },
+        "conformance_products": {
+            code: {"id": conformance[code].id, "list_price": str(price), "active": active}
+            for code, _name, price, active in CONFORMANCE_PRODUCTS
+        },
         "locations": {
+            "scrap": scrap.id,
             "warehouse": warehouse.id,
             "storage": storage.id,
             "quarantine": quarantine.id,

@@ -19,6 +19,12 @@ from tests.system.conformance.backends import (
     BackendUnderTest,
     EmbeddedProbe,
 )
+from tests.system.conformance.tryton_backend import (  # noqa: F401 - fixtures
+    close_tryton_backend,
+    conformance_tryton_server,
+    tryton_backend,
+    tryton_template,
+)
 
 
 def seed_embedded(gateway: Gateway) -> None:
@@ -63,6 +69,7 @@ async def backend(
     if request.param == "tryton":
         tryton: BackendUnderTest = request.getfixturevalue("tryton_backend")
         yield tryton
+        await close_tryton_backend(tryton)  # its HTTP client belongs to this event loop
         return
     kind = request.param.removeprefix("embedded-")
     with provisioned_database(kind, tmp_path) as url:
