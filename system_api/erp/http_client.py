@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import random
 from typing import Any
 from urllib.parse import quote
 
@@ -19,20 +17,17 @@ from contracts.erp import (
     SalesOrderDecision,
     SalesOrderRequest,
 )
-from gateway_infra.auth.client_token import ClientCredentials, ClientCredentialsToken
-from gateway_infra.correlation import CORRELATION_HEADER, current_correlation_id
-from system_api.errors import BackendUnavailable, problem_from_response
+from gateway_infra.auth.client_token import ClientCredentials
+from system_api.errors import problem_from_response
+from system_api.http_transport import SystemApiTransport, unexpected
 from system_api.schemas import ProductPage
 
-_RETRYABLE_STATUS = frozenset({502, 503, 504})
 _products = TypeAdapter(ProductPage)
 
 
 class HttpErpClient:
-    """Calls /system/erp/v1 with timeouts; every call here is idempotent, so transport errors retry.
-
-    create_sales_order is idempotent by its reference, which is why it may be retried too.
-    """
+    """ErpPort over /system/erp/v1. Every call is idempotent (sales orders, invoices and credit
+    notes by their reference; confirm and cancel by state), so all of them may be retried."""
 
     name = "system_api_http"
 
@@ -45,67 +40,35 @@ class HttpErpClient:
         credentials: ClientCredentials | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        self._client = client or httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/erp/v1", timeout=httpx.Timeout(timeout_seconds)
+        self._transport = SystemApiTransport(
+            base_url.rstrip("/") + "/erp/v1",
+            timeout_seconds=timeout_seconds,
+            attempts=attempts,
+            credentials=credentials,
+            client=client,
         )
-        self._token = (
-            ClientCredentialsToken(self._client, credentials) if credentials is not None else None
-        )
-        self._attempts = attempts
-        self._rng = random.Random()  # noqa: S311 - jitter, not security
 
     async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def _headers(self) -> dict[str, str]:
-        headers = {}
-        correlation_id = current_correlation_id()
-        if correlation_id:
-            headers[CORRELATION_HEADER] = correlation_id
-        if self._token is not None:
-            headers["Authorization"] = f"Bearer {await self._token.bearer()}"
-        return headers
+        await self._transport.aclose()
 
     async def _request(self, method: str, url: str, json: Any = None) -> httpx.Response:
-        last_error = "no attempt made"
-        for attempt in range(1, self._attempts + 1):
-            try:
-                response = await self._client.request(
-                    method, url, json=json, headers=await self._headers()
-                )
-            except httpx.HTTPError as exc:
-                last_error = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code == 401 and self._token is not None:
-                    self._token.forget()  # keys rotated or token expired early: fetch a new one
-                    last_error = "HTTP 401 from system API"
-                elif response.status_code not in _RETRYABLE_STATUS:
-                    return response
-                else:
-                    last_error = f"HTTP {response.status_code}: {response.text[:200]}"
-            if attempt < self._attempts:
-                await asyncio.sleep(self._rng.uniform(0, 0.05 * 2**attempt))
-        raise BackendUnavailable("system API", last_error)
-
-    @staticmethod
-    def _unexpected(response: httpx.Response) -> BackendUnavailable:
-        return BackendUnavailable(
-            "system API", f"unexpected HTTP {response.status_code}: {response.text[:200]}"
-        )
+        # Every ERP call is idempotent: reads, and writes keyed by a reference or a state.
+        response, _ = await self._transport.request(method, url, json=json, idempotent=True)
+        return response
 
     async def get_product(self, sku: str) -> Product | None:
         response = await self._request("GET", f"/products/{sku}")
         if response.status_code == 404:
             return None
         if response.status_code != 200:
-            raise self._unexpected(response)
+            raise unexpected(response)
         return Product.model_validate_json(response.content)
 
     async def list_products(self, *, after: str | None = None, limit: int = 100) -> list[Product]:
         query = f"?limit={limit}" + (f"&after={after}" if after else "")
         response = await self._request("GET", f"/products{query}")
         if response.status_code != 200:
-            raise self._unexpected(response)
+            raise unexpected(response)
         return _products.validate_json(response.content).items
 
     async def create_sales_order(self, request: SalesOrderRequest) -> SalesOrderDecision:
@@ -113,7 +76,7 @@ class HttpErpClient:
             "POST", "/sales-orders", json=request.model_dump(mode="json")
         )
         if response.status_code != 200:
-            raise self._unexpected(response)
+            raise unexpected(response)
         return SalesOrderDecision.model_validate_json(response.content)
 
     async def get_sales_order(self, sales_order_id: str) -> SalesOrder | None:
@@ -121,7 +84,7 @@ class HttpErpClient:
         if response.status_code == 404:
             return None
         if response.status_code != 200:
-            raise self._unexpected(response)
+            raise unexpected(response)
         return SalesOrder.model_validate_json(response.content)
 
     async def confirm_sales_order(self, sales_order_id: str) -> SalesOrder:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import random
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -24,24 +22,20 @@ from contracts.wms import (
     StockLevel,
     Warehouse,
 )
-from gateway_infra.auth.client_token import ClientCredentials, ClientCredentialsToken
-from gateway_infra.correlation import CORRELATION_HEADER, current_correlation_id
+from gateway_infra.auth.client_token import ClientCredentials
 from gateway_infra.problems import NOT_FOUND, ProblemError
 from system_api.errors import (
     BackendRejected,
-    BackendUnavailable,
     DocumentNotFound,
     InvalidDocumentState,
     PackageAfterCompletion,
     QuantityExceeded,
 )
+from system_api.http_transport import BACKEND, SystemApiTransport, unexpected
 
-_RETRYABLE_STATUS = frozenset({502, 503, 504})
-_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 _warehouses = TypeAdapter(list[Warehouse])
 _stock_levels = TypeAdapter(list[StockLevel])
 M = TypeVar("M", bound=BaseModel)
-BACKEND = "system API"
 
 
 class RemoteDocumentNotFound(DocumentNotFound):
@@ -80,65 +74,17 @@ class HttpWmsClient:
         credentials: ClientCredentials | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        self._client = client or httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/wms/v1", timeout=httpx.Timeout(timeout_seconds)
+        self._transport = SystemApiTransport(
+            base_url.rstrip("/") + "/wms/v1",
+            timeout_seconds=timeout_seconds,
+            attempts=attempts,
+            credentials=credentials,
+            client=client,
         )
-        self._token = (
-            ClientCredentialsToken(self._client, credentials) if credentials is not None else None
-        )
-        self._attempts = attempts
-        self._rng = random.Random()  # noqa: S311 - jitter, not security
+        self._request = self._transport.request
 
     async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def _headers(self) -> dict[str, str]:
-        headers = {}
-        correlation_id = current_correlation_id()
-        if correlation_id:
-            headers[CORRELATION_HEADER] = correlation_id
-        if self._token is not None:
-            headers["Authorization"] = f"Bearer {await self._token.bearer()}"
-        return headers
-
-    async def _request(
-        self,
-        method: str,
-        url: str,
-        *,
-        json: Any = None,
-        params: dict[str, str] | None = None,
-        idempotent: bool = False,
-    ) -> tuple[httpx.Response, int]:
-        """The response and the attempts it took; retries only what may safely run twice."""
-        retry = method == "GET" or idempotent
-        last_error = "no attempt made"
-        for attempt in range(1, self._attempts + 1):
-            try:
-                response = await self._client.request(
-                    method, url, json=json, params=params, headers=await self._headers()
-                )
-            except httpx.HTTPError as exc:
-                last_error = f"{type(exc).__name__}: {exc}"
-                if not retry and not isinstance(exc, _NEVER_SENT):
-                    break
-            else:
-                if response.status_code == 401 and self._token is not None:
-                    self._token.forget()  # keys rotated or token expired early: fetch a new one
-                    last_error = "HTTP 401 from system API"
-                elif response.status_code not in _RETRYABLE_STATUS or not retry:
-                    return response, attempt
-                else:
-                    last_error = f"HTTP {response.status_code}: {response.text[:200]}"
-            if attempt < self._attempts:
-                await asyncio.sleep(self._rng.uniform(0, 0.05 * 2**attempt))
-        raise BackendUnavailable(BACKEND, last_error)
-
-    @staticmethod
-    def _unexpected(response: httpx.Response) -> BackendUnavailable:
-        return BackendUnavailable(
-            BACKEND, f"unexpected HTTP {response.status_code}: {response.text[:200]}"
-        )
+        await self._transport.aclose()
 
     def _raise_problem(self, response: httpx.Response) -> NoReturn:
         """Raise the error a problem answer stands for (BackendUnavailable if it is none)."""
@@ -147,7 +93,7 @@ class HttpWmsClient:
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise self._unexpected(response)
+            raise unexpected(response)
         code, detail = body.get("code"), str(body.get("detail") or body.get("title") or "")
         status = response.status_code
         if status == 404 and code == "not-found":
@@ -167,7 +113,7 @@ class HttpWmsClient:
         if status == 422:
             errors = body.get("errors")
             raise BackendRejected(BACKEND, f"{detail}: {errors}" if errors else detail)
-        raise self._unexpected(response)
+        raise unexpected(response)
 
     def _document(
         self, response: httpx.Response, model: type[M], *, ok: frozenset[int]

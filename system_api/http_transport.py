@@ -1,0 +1,94 @@
+"""HTTP calls to a system API running as its own service: bearer token, correlation id,
+timeouts, and retries with jittered backoff for what may safely run twice."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import httpx
+
+from gateway_infra.auth.client_token import ClientCredentials, ClientCredentialsToken
+from gateway_infra.correlation import CORRELATION_HEADER, current_correlation_id
+from system_api.errors import BackendUnavailable
+
+BACKEND = "system API"
+_RETRYABLE_STATUS = frozenset({502, 503, 504})
+# Failures before the request left: retrying them cannot run anything twice.
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
+
+
+class SystemApiTransport:
+    """One system API (e.g. `<base>/erp/v1`) as seen by a client of it."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_seconds: float = 5.0,
+        attempts: int = 3,
+        credentials: ClientCredentials | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._client = client or httpx.AsyncClient(
+            base_url=base_url, timeout=httpx.Timeout(timeout_seconds)
+        )
+        self._token = (
+            ClientCredentialsToken(self._client, credentials) if credentials is not None else None
+        )
+        self._attempts = attempts
+        self._rng = random.Random()  # noqa: S311 - jitter, not security
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _headers(self) -> dict[str, str]:
+        headers = {}
+        correlation_id = current_correlation_id()
+        if correlation_id:
+            headers[CORRELATION_HEADER] = correlation_id
+        if self._token is not None:
+            headers["Authorization"] = f"Bearer {await self._token.bearer()}"
+        return headers
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        idempotent: bool = False,
+    ) -> tuple[httpx.Response, int]:
+        """The response and the attempts it took. GETs and requests the caller declares
+        idempotent are retried on transport errors and 502/503/504; others only when the
+        connection was never made. BackendUnavailable when no attempt got an answer."""
+        retry = method == "GET" or idempotent
+        last_error = "no attempt made"
+        for attempt in range(1, self._attempts + 1):
+            try:
+                response = await self._client.request(
+                    method, url, json=json, params=params, headers=await self._headers()
+                )
+            except httpx.HTTPError as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+                if not retry and not isinstance(exc, _NEVER_SENT):
+                    break
+            else:
+                if response.status_code == 401 and self._token is not None:
+                    self._token.forget()  # keys rotated or token expired early: fetch a new one
+                    last_error = "HTTP 401 from system API"
+                elif response.status_code not in _RETRYABLE_STATUS or not retry:
+                    return response, attempt
+                else:
+                    last_error = f"HTTP {response.status_code}: {response.text[:200]}"
+            if attempt < self._attempts:
+                await asyncio.sleep(self._rng.uniform(0, 0.05 * 2**attempt))
+        raise BackendUnavailable(BACKEND, last_error)
+
+
+def unexpected(response: httpx.Response) -> BackendUnavailable:
+    return BackendUnavailable(
+        BACKEND, f"unexpected HTTP {response.status_code}: {response.text[:200]}"
+    )
