@@ -61,6 +61,12 @@ def install_openapi(
                         "description": "The request is not valid",
                         "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_REF}},
                     }
+                # What the shared edge answers on its own, documented where it can happen.
+                edge_statuses = [504]
+                if "requestBody" in operation:
+                    edge_statuses += [400, 413, 415]
+                for status, entry in problem_responses(*edge_statuses).items():
+                    responses.setdefault(str(status), entry)
         required_headers_ = required_headers or {}
         for path_item in document.get("paths", {}).values():
             for operation in path_item.values():
