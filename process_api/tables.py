@@ -74,3 +74,59 @@ order_rejections = Table(
     Column("reason", String(32), nullable=False),
     Column("detail", Text, nullable=False),
 )
+
+channel_profiles = Table(
+    "proc_channel_profiles",
+    metadata,
+    Column("channel", String(64), primary_key=True),
+    Column("profile", JSON, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("updated_by", String(128), nullable=False),
+)
+
+inventory_positions = Table(
+    "proc_inventory_positions",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("on_hand", Integer, nullable=False),
+    Column("reserved", Integer, nullable=False),
+    Column("on_hand_as_of", UtcDateTime(), nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+    CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
+)
+
+reservations = Table(
+    "proc_reservations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("channel", String(64), nullable=False),
+    Column("channel_order_id", String(128), nullable=False),
+    Column("line_id", String(64), nullable=False),
+    Column("order_id", String(40), nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("consumed", Integer, nullable=False, server_default="0"),
+    Column("state", String(16), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("channel", "channel_order_id", "line_id", name="uq_proc_reservations_key"),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+    CheckConstraint("consumed >= 0 AND consumed <= quantity", name="consumed_within_quantity"),
+    Index("ix_proc_reservations_order_id", "order_id"),
+    Index("ix_proc_reservations_sku_state", "sku", "state"),
+)
+
+published_availability = Table(
+    "proc_published_availability",
+    metadata,
+    Column("channel", String(64), primary_key=True),
+    Column("sku", String(64), primary_key=True),
+    Column("quantity", Integer, nullable=False),
+    Column("published_at", UtcDateTime(), nullable=False),
+    Column("event_id", String(36), nullable=False),
+    Column("confirmed_at", UtcDateTime(), nullable=True),
+    Index("ix_proc_published_availability_unconfirmed", "channel", "confirmed_at"),
+)

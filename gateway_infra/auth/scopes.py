@@ -22,6 +22,10 @@ PARTNER_SCOPES: dict[str, str] = {
 PROCESS_SCOPES: dict[str, str] = {
     "process:orders:read": "Read orders and their history.",
     "process:orders:write": "Submit and change orders.",
+    "process:channels:read": "Read channel profiles.",
+    "process:channels:write": "Change channel profiles.",
+    "process:inventory:read": "Read inventory positions, availability and publication status.",
+    "process:inventory:write": "Report stock and confirm availability publications.",
 }
 SYSTEM_SCOPES: dict[str, str] = {
     "system:erp:read": "Read ERP item master and documents.",
