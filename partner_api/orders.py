@@ -6,12 +6,12 @@ annotations of functions defined inside the factory.)
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response, Security
+from fastapi import APIRouter, Path, Query, Request, Response, Security
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 
 from contracts import OrderStatus
-from contracts.common import Identifier
+from contracts.common import Identifier, UtcDateTime
 from gateway_infra.openapi import problem_responses
 from gateway_infra.problems import NOT_FOUND, ProblemError
 from partner_api.edge import IdempotentCall, Partner, ensure_own, idempotent, partner
@@ -76,6 +76,60 @@ def build_orders_router(representation: Any) -> APIRouter:
                 status_code=status,
                 headers={"Location": location},
             )
+
+        return await call.idempotency.run(produce)
+
+    page_model = create_model(
+        f"{response_model.__name__}List",
+        items=(list[response_model], ...),  # type: ignore[valid-type]
+        next_cursor=(str | None, None),
+        __doc__="A page of the channel's orders, oldest change first; pass next_cursor on.",
+    )
+
+    @router.get(
+        "",
+        summary="The calling channel's orders by last change",
+        response_model=page_model,
+    )
+    async def list_orders(
+        request: Request,
+        caller: Annotated[Partner, Security(partner, scopes=["orders:read"])],
+        status: Annotated[list[OrderStatus] | None, Query()] = None,
+        updated_after: Annotated[UtcDateTime | None, Query()] = None,
+        cursor: Annotated[str | None, Query(max_length=512)] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> Any:
+        page = await orders_of(request).list(
+            channel=caller.channel,
+            statuses=status or (),
+            updated_after=updated_after,
+            cursor=cursor,
+            limit=limit,
+        )
+        return page_model(
+            items=[representation.from_order(order) for order in page.items],
+            next_cursor=page.next_cursor,
+        )
+
+    @router.post(
+        "/{order_id}/cancel",
+        summary="Cancel an order of the calling channel that has not shipped",
+        response_model=response_model,
+        responses=problem_responses(404, 409, 413, 415),
+    )
+    async def cancel_order(
+        request: Request,
+        order_id: Annotated[Identifier, Path()],
+        call: Annotated[IdempotentCall, Security(idempotent, scopes=["orders:write"])],
+    ) -> Response:
+        async def produce() -> Response:
+            port = orders_of(request)
+            order = await port.get(order_id)
+            if order is None:
+                raise ProblemError(NOT_FOUND, f"no order {order_id!r}")
+            ensure_own(call.caller, order.channel, "order", order_id)
+            cancelled = await port.cancel(order_id, actor=ACTOR_PREFIX + call.caller.client_id)
+            return JSONResponse(representation.from_order(cancelled).model_dump(mode="json"))
 
         return await call.idempotency.run(produce)
 

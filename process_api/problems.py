@@ -5,3 +5,6 @@ from __future__ import annotations
 from gateway_infra.problems import ProblemType
 
 ORDER_REJECTED = ProblemType("order-rejected", "The order was rejected", 409)
+ORDER_NOT_CANCELLABLE = ProblemType(
+    "order-not-cancellable", "The order can no longer be cancelled", 409
+)

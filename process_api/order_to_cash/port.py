@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
-from contracts import Order, OrderSubmission
+from contracts import Order, OrderStatus, OrderSubmission
 
-__all__ = ["OrdersPort", "Submitted"]
+__all__ = ["OrderPage", "OrdersPort", "Submitted"]
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,14 @@ class Submitted:
 
     order: Order
     created: bool
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    """A page of orders and the cursor of the next page (None on the last)."""
+
+    items: list[Order]
+    next_cursor: str | None
 
 
 class OrdersPort(Protocol):
@@ -27,4 +37,20 @@ class OrdersPort(Protocol):
 
     async def get(self, order_id: str) -> Order | None:
         """The order with its history, or None."""
+        ...
+
+    async def list(
+        self,
+        *,
+        channel: str | None = None,
+        statuses: Sequence[OrderStatus] = (),
+        updated_after: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> OrderPage:
+        """Orders by last change (filters optional), one page at a time."""
+        ...
+
+    async def cancel(self, order_id: str, *, actor: str, reason: str | None = None) -> Order:
+        """Cancel an order not yet shipped (idempotent); 409 order-not-cancellable after."""
         ...

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, and_, insert, or_, select, update
 
 from contracts import (
     Address,
@@ -133,26 +134,90 @@ def insert_rejections(uow: UnitOfWork, order_id: str, rejections: list[LineRejec
     )
 
 
+def erp_sales_order_id(conn: Connection, order_id: str) -> str | None:
+    value = conn.execute(
+        select(orders.c.erp_sales_order_id).where(orders.c.order_id == order_id)
+    ).scalar_one_or_none()
+    return None if value is None else str(value)
+
+
 def load_order(conn: Connection, order_id: str) -> Order | None:
     header = conn.execute(select(orders).where(orders.c.order_id == order_id)).first()
     if header is None:
         return None
-    lines = conn.execute(
-        select(order_lines)
-        .where(order_lines.c.order_id == order_id)
-        .order_by(order_lines.c.position)
-    ).all()
-    history = conn.execute(
-        select(order_history)
-        .where(order_history.c.order_id == order_id)
-        .order_by(order_history.c.id)
-    ).all()
-    rejections = conn.execute(
-        select(order_rejections)
-        .where(order_rejections.c.order_id == order_id)
-        .order_by(order_rejections.c.line_id)
-    ).all()
-    return _to_order(header, lines, history, rejections)
+    return _load_full(conn, [header])[0]
+
+
+def list_orders(
+    conn: Connection,
+    *,
+    channel: str | None = None,
+    statuses: Sequence[OrderStatus] = (),
+    updated_after: datetime | None = None,
+    after: tuple[datetime, str] | None = None,
+    limit: int = 50,
+) -> list[Order]:
+    """Orders by (updated_at, order_id), optionally of one channel and some statuses, starting
+    after a position; lines, history and rejections are read in one query each."""
+    query = select(orders).order_by(orders.c.updated_at, orders.c.order_id).limit(limit)
+    if channel is not None:
+        query = query.where(orders.c.channel == channel)
+    if statuses:
+        query = query.where(orders.c.status.in_([s.value for s in statuses]))
+    if updated_after is not None:
+        query = query.where(orders.c.updated_at > updated_after)
+    if after is not None:
+        at, order_id = after
+        query = query.where(
+            or_(
+                orders.c.updated_at > at,
+                and_(orders.c.updated_at == at, orders.c.order_id > order_id),
+            )
+        )
+    return _load_full(conn, conn.execute(query).all())
+
+
+def _load_full(conn: Connection, headers: Sequence[Row[Any]]) -> list[Order]:
+    if not headers:
+        return []
+    ids = [h.order_id for h in headers]
+    lines = _grouped(
+        conn.execute(
+            select(order_lines)
+            .where(order_lines.c.order_id.in_(ids))
+            .order_by(order_lines.c.order_id, order_lines.c.position)
+        ).all()
+    )
+    history = _grouped(
+        conn.execute(
+            select(order_history)
+            .where(order_history.c.order_id.in_(ids))
+            .order_by(order_history.c.order_id, order_history.c.id)
+        ).all()
+    )
+    rejections = _grouped(
+        conn.execute(
+            select(order_rejections)
+            .where(order_rejections.c.order_id.in_(ids))
+            .order_by(order_rejections.c.order_id, order_rejections.c.line_id)
+        ).all()
+    )
+    return [
+        _to_order(
+            h,
+            lines.get(h.order_id, []),
+            history.get(h.order_id, []),
+            rejections.get(h.order_id, []),
+        )
+        for h in headers
+    ]
+
+
+def _grouped(rows: Sequence[Row[Any]]) -> dict[str, list[Row[Any]]]:
+    grouped: dict[str, list[Row[Any]]] = {}
+    for row in rows:
+        grouped.setdefault(row.order_id, []).append(row)
+    return grouped
 
 
 def _to_order(

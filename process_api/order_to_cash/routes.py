@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response, Security
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import Order, OrderStatus, OrderSubmission
-from contracts.common import Identifier
+from contracts.common import ChannelCode, Identifier
 from gateway_infra.auth.dependencies import authenticate
 from gateway_infra.openapi import problem_responses
 from gateway_infra.problems import NOT_FOUND, ProblemError
-from process_api.order_to_cash.service import OrderService
+from process_api.order_to_cash.service import OrderNotFound, OrderService
 from process_api.problems import ORDER_REJECTED
 
 
@@ -74,3 +76,58 @@ async def get_order(service: OrderServiceDep, order_id: Annotated[Identifier, Pa
     if order is None:
         raise ProblemError(NOT_FOUND, f"no order {order_id!r}")
     return order
+
+
+class OrderList(BaseModel):
+    """A page of orders, oldest change first."""
+
+    items: list[Order]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; absent on the last page."
+    )
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")
+
+
+@router.get("", summary="Orders by last change, filtered", dependencies=READ)
+async def list_orders(
+    service: OrderServiceDep,
+    channel: Annotated[ChannelCode | None, Query()] = None,
+    status: Annotated[list[OrderStatus] | None, Query(description="One or more statuses.")] = None,
+    updated_after: Annotated[
+        datetime | None, Query(description="Changed after (RFC 3339).")
+    ] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> OrderList:
+    page = await service.list(
+        channel=channel,
+        statuses=status or (),
+        updated_after=updated_after,
+        cursor=cursor,
+        limit=limit,
+    )
+    return OrderList(items=page.items, next_cursor=page.next_cursor)
+
+
+@router.post(
+    "/{order_id}/cancel",
+    summary="Cancel an order that has not shipped (idempotent)",
+    dependencies=WRITE,
+    responses=problem_responses(404, 409, 413, 415),
+)
+async def cancel_order(
+    service: OrderServiceDep,
+    order_id: Annotated[Identifier, Path()],
+    request: CancelRequest | None = None,
+) -> Order:
+    try:
+        return await service.cancel(
+            order_id, actor="process_api", reason=request.reason if request else None
+        )
+    except OrderNotFound as exc:
+        raise ProblemError(NOT_FOUND, f"no order {order_id!r}") from exc

@@ -4,16 +4,20 @@ validated it. An ERP outage leaves the order waiting (received) with a retry tim
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
 from contracts import Order, OrderStatus, OrderSubmission
 from contracts.erp import SalesOrderDecision, SalesOrderRequest
+from gateway_infra.problems import ProblemError
 from gateway_infra.scheduler import DueTimer, RetryPolicy, Scheduler, cancel, schedule
 from gateway_infra.unit_of_work import Store, UnitOfWork
 from process_api.order_to_cash import repository as repo
-from process_api.order_to_cash.port import Submitted
+from process_api.order_to_cash.paging import decode_cursor, encode_cursor
+from process_api.order_to_cash.port import OrderPage, Submitted
+from process_api.problems import ORDER_NOT_CANCELLABLE
 from system_api.erp.port import ErpPort
 from system_api.errors import BackendUnavailable
 
@@ -21,6 +25,18 @@ log = logging.getLogger("gateway.order_to_cash")
 
 SOURCE = "process_api.order_to_cash"
 VALIDATE_TIMER = "order.validate"
+ERP_CANCEL_TIMER = "order.erp_cancel"
+# Before anything left the warehouse, an order may still be cancelled.
+CANCELLABLE = frozenset(
+    {
+        OrderStatus.RECEIVED,
+        OrderStatus.RESERVED,
+        OrderStatus.VALIDATED,
+        OrderStatus.ACCEPTED,
+        OrderStatus.RELEASED,
+        OrderStatus.ON_HOLD,
+    }
+)
 # Order capture is critical: retry often and for long before an exception is raised.
 VALIDATION_RETRY = RetryPolicy(
     max_attempts=50, base_delay=timedelta(seconds=5), max_delay=timedelta(minutes=10)
@@ -37,6 +53,7 @@ class OrderService:
 
     def register_timers(self, scheduler: Scheduler) -> None:
         scheduler.register(VALIDATE_TIMER, self._on_validate_timer, retry=VALIDATION_RETRY)
+        scheduler.register(ERP_CANCEL_TIMER, self._on_erp_cancel_timer, retry=VALIDATION_RETRY)
 
     async def submit(self, submission: OrderSubmission, *, actor: str) -> Submitted:
         """Record the order (once per channel order id), then try to validate it right away."""
@@ -162,6 +179,96 @@ class OrderService:
 
     async def _on_validate_timer(self, timer: DueTimer) -> None:
         await self.validate(str(timer.payload["order_id"]), raise_unavailable=True)
+
+    async def list(
+        self,
+        *,
+        channel: str | None = None,
+        statuses: Sequence[OrderStatus] = (),
+        updated_after: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> OrderPage:
+        """A page of orders by last change, and the cursor of the next page (None at the end)."""
+        after = decode_cursor(cursor) if cursor else None
+        found = await self.store.read(
+            lambda conn: repo.list_orders(
+                conn,
+                channel=channel,
+                statuses=statuses,
+                updated_after=updated_after,
+                after=after,
+                limit=limit + 1,
+            )
+        )
+        items = found[:limit]
+        more = len(found) > limit
+        next_cursor = encode_cursor(items[-1].updated_at, items[-1].order_id) if more else None
+        return OrderPage(items=items, next_cursor=next_cursor)
+
+    async def cancel(self, order_id: str, *, actor: str, reason: str | None = None) -> Order:
+        """Cancel an order that has not shipped; cancelling again changes nothing.
+
+        The cancellation is recorded first; the ERP's sales order is cancelled right after, and
+        by a retried timer while the ERP cannot be reached."""
+        await self.store.write(lambda uow: self._record_cancel(uow, order_id, actor, reason))
+        await self.cancel_in_erp(order_id)
+        return await self.require(order_id)
+
+    def _record_cancel(
+        self, uow: UnitOfWork, order_id: str, actor: str, reason: str | None
+    ) -> Order:
+        order = repo.load_order(uow.conn, order_id)
+        if order is None:
+            raise OrderNotFound(order_id)
+        if order.status is OrderStatus.CANCELLED:
+            return order
+        if order.status not in CANCELLABLE:
+            raise ProblemError(
+                ORDER_NOT_CANCELLABLE,
+                f"order {order_id} is {order.status.value}; only orders not yet shipped can be "
+                "cancelled",
+                status=order.status.value,
+            )
+        repo.move_order(
+            uow, order_id, order.status, OrderStatus.CANCELLED, actor=actor, reason=reason
+        )
+        cancel(uow.conn, kind=VALIDATE_TIMER, key=order_id)
+        schedule(
+            uow.conn,
+            kind=ERP_CANCEL_TIMER,
+            key=order_id,
+            due_at=uow.now + FIRST_RETRY_AFTER,
+            now=uow.now,
+            payload={"order_id": order_id},
+        )
+        uow.emit(
+            "order.cancelled",
+            source=SOURCE,
+            subject=f"order/{order_id}",
+            channel=order.channel,
+            data={
+                "order_id": order_id,
+                "channel_order_id": order.channel_order_id,
+                "reason": reason,
+            },
+        )
+        return order
+
+    async def cancel_in_erp(self, order_id: str, *, raise_unavailable: bool = False) -> None:
+        """Cancel the ERP's sales order of a cancelled order (once it has one)."""
+        erp_id = await self.store.read(lambda conn: repo.erp_sales_order_id(conn, order_id))
+        try:
+            if erp_id is not None:
+                await self.erp.cancel_sales_order(erp_id)
+        except BackendUnavailable:
+            if raise_unavailable:
+                raise
+            return
+        await self.store.write(lambda uow: cancel(uow.conn, kind=ERP_CANCEL_TIMER, key=order_id))
+
+    async def _on_erp_cancel_timer(self, timer: DueTimer) -> None:
+        await self.cancel_in_erp(str(timer.payload["order_id"]), raise_unavailable=True)
 
     async def get(self, order_id: str) -> Order | None:
         return await self.store.read(lambda conn: repo.load_order(conn, order_id))

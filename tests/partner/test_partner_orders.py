@@ -312,3 +312,28 @@ async def test_control_characters_in_ids_are_refused_not_a_server_error(
 
     assert in_body.status_code == 422
     assert in_path.status_code in (404, 422)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+async def test_a_partner_lists_and_cancels_only_its_own_orders(
+    gateway: Gateway, webshop: Caller, marketplace: Caller, version: str
+) -> None:
+    seed_products(gateway)
+    payload = v1_order("W-20") if version == "v1" else v2_order("W-20")
+    own = (
+        await webshop.http.post(f"/partner/{version}/orders", json=payload, headers=key())
+    ).json()
+    await marketplace.http.post(f"/partner/{version}/orders", json=payload, headers=key())
+
+    listed = (await webshop.http.get(f"/partner/{version}/orders")).json()
+    foreign_cancel = await marketplace.http.post(
+        f"/partner/{version}/orders/{own['order_id']}/cancel", headers=key()
+    )
+    cancelled = await webshop.http.post(
+        f"/partner/{version}/orders/{own['order_id']}/cancel", headers=key()
+    )
+
+    assert [o["order_id"] for o in listed["items"]] == [own["order_id"]]
+    assert foreign_cancel.status_code == 404
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
