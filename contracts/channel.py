@@ -34,9 +34,7 @@ class AvailabilityPolicy(ContractModel):
 
     mode: AvailabilityMode = AvailabilityMode.SHARED_POOL
     safety_stock: int = Field(default=0, ge=0, description="Units never offered on any channel.")
-    buffer: int = Field(
-        default=0, ge=0, description="Units held back for this channel's sync lag."
-    )
+    buffer: int = Field(default=0, ge=0, description="Units held back for this channel's sync lag.")
     ring_fenced_quantity: int | None = Field(default=None, ge=0)
     percentage: Decimal | None = Field(default=None, gt=0, le=100)
     cap: int | None = Field(default=None, ge=0, description="Never list more than this.")

@@ -1,0 +1,194 @@
+"""Availability publication: per channel, only the SKUs whose published value changed.
+
+The last absolute value sent to each channel is kept with when it was sent and when the channel
+confirmed it; the oldest unconfirmed value gives the channel's sync lag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, bindparam, func, insert, select, text, update
+
+from contracts.channel import AvailabilityPolicy, ChannelProfile
+from gateway_infra.unit_of_work import UnitOfWork
+from process_api.inventory.models import SOURCE, Published
+from process_api.inventory.repository import CHUNK, chunked
+from process_api.tables import inventory_positions as positions
+from process_api.tables import published_availability as published
+
+__all__ = [
+    "AVAILABILITY_CHANGED",
+    "available_to_sell",
+    "confirm_publication",
+    "publish_changes",
+    "sync_lag",
+]
+
+AVAILABILITY_CHANGED = "availability.changed"
+# One publisher at a time on PostgreSQL (transaction-scoped advisory lock): two publishers
+# reading positions at different moments could otherwise leave the older value published.
+_PUBLICATION_LOCK = 0x1A7E_1B1E
+
+
+def available_to_sell(on_hand: int, reserved: int, policy: AvailabilityPolicy) -> int:
+    """What a channel may sell of one SKU: 0 whenever the warehouse holds less than is reserved."""
+    if on_hand < reserved:
+        return 0
+    return policy.available(on_hand, reserved)
+
+
+def publish_changes(
+    uow: UnitOfWork,
+    *,
+    profiles: Mapping[str, ChannelProfile],
+    skus: Iterable[str] | None = None,
+) -> list[Published]:
+    """Publish, for every channel, the SKUs whose available-to-sell differs from the last value
+    sent (or that were never sent), one availability.changed event per (channel, SKU).
+
+    skus=None goes through every position. A SKU with neither a position nor a value published
+    to the channel is left alone.
+    """
+    if not profiles:
+        return []
+    conn = uow.conn
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PUBLICATION_LOCK})
+        # Long IN lists in a generic (prepared) plan are searched linearly row by row, and
+        # without statistics PostgreSQL misjudges them: plan each statement for its values.
+        conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    channels = sorted(profiles)
+    changes: list[Published] = []
+    for chunk, stock, in_chunk in _chunks_with_stock(conn, skus):
+        last = {
+            (row.channel, row.sku): row.quantity
+            for row in conn.execute(
+                select(published.c.channel, published.c.sku, published.c.quantity).where(
+                    published.c.channel.in_(channels), in_chunk
+                )
+            )
+        }
+        new_rows: list[dict[str, Any]] = []
+        changed_rows: list[dict[str, Any]] = []
+        for sku in chunk:
+            held = stock.get(sku)
+            for channel in channels:
+                previous = last.get((channel, sku))
+                if held is None and previous is None:
+                    continue
+                on_hand, reserved = held or (0, 0)
+                quantity = available_to_sell(on_hand, reserved, profiles[channel].availability)
+                if previous == quantity:
+                    continue
+                event = uow.emit(
+                    AVAILABILITY_CHANGED,
+                    source=SOURCE,
+                    subject=f"availability/{channel}/{sku}",
+                    channel=channel,
+                    data={
+                        "sku": sku,
+                        "channel": channel,
+                        "quantity": quantity,
+                        "previous": previous,
+                    },
+                )
+                event_id = str(event.id)
+                changes.append(Published(channel, sku, quantity, previous, event_id))
+                row = {"k_channel": channel, "k_sku": sku, "k_quantity": quantity, "k_id": event_id}
+                (new_rows if previous is None else changed_rows).append(row)
+        _store(uow, new_rows, changed_rows)
+    return changes
+
+
+def _chunks_with_stock(
+    conn: Connection, skus: Iterable[str] | None
+) -> Iterator[tuple[Sequence[str], dict[str, tuple[int, int]], ColumnElement[bool]]]:
+    """SKUs in chunks, each with {sku: (on_hand, reserved)} of those that have a position and
+    the condition that selects the chunk's published rows."""
+    columns = (positions.c.sku, positions.c.on_hand, positions.c.reserved)
+    if skus is not None:
+        for chunk in chunked(sorted(set(skus))):
+            found = conn.execute(select(*columns).where(positions.c.sku.in_(chunk)))
+            stock = {row.sku: (row.on_hand, row.reserved) for row in found}
+            yield chunk, stock, published.c.sku.in_(chunk)
+        return
+    after: str | None = None
+    while True:
+        query = select(*columns).order_by(positions.c.sku).limit(CHUNK)
+        if after is not None:
+            query = query.where(positions.c.sku > after)
+        rows = conn.execute(query).all()
+        if not rows:
+            return
+        chunk = [row.sku for row in rows]
+        stock = {row.sku: (row.on_hand, row.reserved) for row in rows}
+        # A sweep's chunk is a run of consecutive SKUs: a range reads its published rows.
+        yield chunk, stock, published.c.sku.between(chunk[0], chunk[-1])
+        after = chunk[-1]
+
+
+def _store(
+    uow: UnitOfWork, new_rows: list[dict[str, Any]], changed_rows: list[dict[str, Any]]
+) -> None:
+    conn, now = uow.conn, uow.now
+    if new_rows:
+        conn.execute(
+            insert(published).values(
+                channel=bindparam("k_channel"),
+                sku=bindparam("k_sku"),
+                quantity=bindparam("k_quantity"),
+                event_id=bindparam("k_id"),
+                published_at=now,
+                confirmed_at=None,
+            ),
+            new_rows,
+        )
+    if changed_rows:
+        conn.execute(
+            update(published)
+            .where(
+                published.c.channel == bindparam("k_channel"),
+                published.c.sku == bindparam("k_sku"),
+            )
+            .values(
+                quantity=bindparam("k_quantity"),
+                event_id=bindparam("k_id"),
+                published_at=now,
+                confirmed_at=None,
+            ),
+            changed_rows,
+        )
+
+
+def confirm_publication(
+    uow: UnitOfWork, channel: str, skus: Iterable[str], confirmed_at: datetime
+) -> int:
+    """The channel took the values of these SKUs published at or before confirmed_at; returns
+    how many values it confirms (a value published later stays unconfirmed)."""
+    confirmed = 0
+    for chunk in chunked(sorted(set(skus))):
+        result = uow.conn.execute(
+            update(published)
+            .where(
+                published.c.channel == channel,
+                published.c.sku.in_(chunk),
+                published.c.published_at <= confirmed_at,
+                published.c.confirmed_at.is_(None),
+            )
+            .values(confirmed_at=confirmed_at)
+        )
+        confirmed += result.rowcount
+    return confirmed
+
+
+def sync_lag(conn: Connection, channel: str, now: datetime) -> timedelta | None:
+    """How long the channel's oldest unconfirmed value has waited; None when all are confirmed."""
+    oldest: datetime | None = conn.execute(
+        select(func.min(published.c.published_at)).where(
+            published.c.channel == channel, published.c.confirmed_at.is_(None)
+        )
+    ).scalar_one()
+    return None if oldest is None else now - oldest
