@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import MetaData, text
 
 from contracts import Money, Product, ProductStatus
+from contracts.channel import ChannelProfile
 from gateway_infra import schema_migrations as migrations
 from gateway_infra.auth.client_token import ClientCredentials
 from gateway_infra.auth.clients import ClientError, ClientKind, ClientRecord, ClientRegistry
@@ -48,6 +49,9 @@ from partner_api.housekeeping import IdempotencyPurge
 from partner_api.idempotency import IdempotencyStore
 from partner_api.tables import metadata as partner_metadata
 from process_api.app import create_process_app
+from process_api.channels import ChannelProfiles, ChannelProfilesConfigError, load_profiles_config
+from process_api.channels.demo import DEMO_CHANNEL_PROFILES
+from process_api.inventory.service import InventoryService
 from process_api.order_to_cash.service import OrderService
 from process_api.tables import metadata as process_metadata
 from system_api.app import create_system_app
@@ -97,6 +101,9 @@ class Gateway:
     erp: ErpPort
     wms: WmsPort
     orders: OrderService
+    inventory: InventoryService
+    channels: ChannelProfiles
+    channel_profiles_config: tuple[ChannelProfile, ...]
     idempotency_purge: IdempotencyPurge
     closers: list[Callable[[], Any]] = field(default_factory=list)
 
@@ -126,6 +133,13 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         pool_size=settings.db_pool_size,
     )
     store = Store(database, clock)
+    # Validated here, so a mistake in the configured profiles stops the gateway at start-up.
+    channel_profiles_config = tuple(
+        load_profiles_config(settings.channel_profiles, known_tiers=settings.throttle_tiers)
+        if settings.channel_profiles
+        else ()
+    )
+    channels = ChannelProfiles(store, known_tiers=settings.throttle_tiers)
     scheduler = Scheduler(store, lease=timedelta(seconds=settings.scheduler_lease_seconds))
     box = load_secret_box(
         settings.key_encryption_key.get_secret_value() if settings.key_encryption_key else None,
@@ -193,6 +207,8 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         erp, wms = system_erp, system_wms
     orders = OrderService(store, erp)
     orders.register_timers(scheduler)
+    inventory = InventoryService(store, profiles=channels.profiles_in)
+    inventory.register_timers(scheduler)
     purge = IdempotencyPurge(store, idempotency)
     purge.register(scheduler)
     return Gateway(
@@ -215,6 +231,9 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         erp=erp,
         wms=wms,
         orders=orders,
+        inventory=inventory,
+        channels=channels,
+        channel_profiles_config=channel_profiles_config,
         idempotency_purge=purge,
         closers=closers,
     )
@@ -264,6 +283,9 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         tasks: list[asyncio.Task[None]] = []
         await gateway.idempotency_purge.ensure_scheduled()
+        # Creates the configured profiles whose channel has none (never overwrites one), then
+        # loads every profile into the cache; an invalid stored profile is logged, not fatal.
+        await gateway.channels.seed(gateway.channel_profiles_config, actor="config")
         if run_background and settings.scheduler_enabled:
             tasks.append(
                 asyncio.create_task(gateway.scheduler.run_forever(settings.scheduler_poll_seconds))
@@ -327,7 +349,11 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
     app.mount(
         "/process",
         create_process_app(
-            settings=settings, auth=gateway.layer_auth(Layer.PROCESS), orders=gateway.orders
+            settings=settings,
+            auth=gateway.layer_auth(Layer.PROCESS),
+            orders=gateway.orders,
+            channels=gateway.channels,
+            inventory=gateway.inventory,
         ),
     )
     edge = EdgeServices(
@@ -457,11 +483,20 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
             for sku, name, price in DEMO_PRODUCTS
         ]
         gateway.store.write_sync(lambda uow: upsert_products(uow, products))
+        # Configured profiles first: a channel they define is not replaced by the demo one.
+        gateway.channels.seed_sync(gateway.channel_profiles_config, actor="config")
+        gateway.channels.seed_sync(DEMO_CHANNEL_PROFILES, actor="seed-demo")
+        channels = {p.channel: gateway.channels.read_sync(p.channel) for p in DEMO_CHANNEL_PROFILES}
         credentials = _demo_clients(gateway, demo_credentials_path(settings))
     finally:
         gateway.database.dispose()
     issuer = str(settings.public_base_url).rstrip("/")
-    human = ["demo item master: " + ", ".join(p.sku for p in products), "demo clients:"]
+    human = [
+        "demo item master: " + ", ".join(p.sku for p in products),
+        "demo channel profiles: "
+        + ", ".join(f"{c} (v{s.version})" for c, s in channels.items() if s is not None),
+        "demo clients:",
+    ]
     for entry in credentials:
         human.append(
             f"  {entry['name']:<17} client_id={entry['client_id']} "
@@ -472,7 +507,15 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
         f"  token: curl -s -u {first['client_id']}:{first['client_secret']} "
         f"-d grant_type=client_credentials {issuer}/oauth/token"
     )
-    _emit(args, {"products": [p.sku for p in products], "clients": credentials}, "\n".join(human))
+    _emit(
+        args,
+        {
+            "products": [p.sku for p in products],
+            "channel_profiles": sorted(channels),
+            "clients": credentials,
+        },
+        "\n".join(human),
+    )
     return 0
 
 
@@ -485,8 +528,13 @@ def _demo_clients(gateway: Gateway, path: Path) -> list[dict[str, Any]]:
         entry = saved.get(name)
         record = gateway.clients.get(entry["client_id"]) if entry else None
         if entry is None or record is None or not record.active:
+            stored = gateway.channels.read_sync(channel) if channel else None
             record, secret = gateway.clients.add(
-                name=name, kind=kind, scopes=scopes, channel=channel
+                name=name,
+                kind=kind,
+                scopes=scopes,
+                channel=channel,
+                throttle_tier=stored.profile.throttling_tier if stored else "standard",
             )
             entry = {"name": name, "client_id": record.client_id, "client_secret": secret}
         result.append({**entry, "kind": kind.value, "channel": channel})
@@ -503,12 +551,20 @@ def cmd_clients(args: argparse.Namespace, settings: Settings) -> int:
         registry = gateway.clients
         if args.clients_command == "add":
             scopes = [s for part in args.scopes for s in part.replace(",", " ").split()]
+            stored = gateway.channels.read_sync(args.channel) if args.channel else None
+            tier = args.tier or (stored.profile.throttling_tier if stored else "standard")
+            if args.channel and stored is None:
+                print(
+                    f"warning: channel {args.channel!r} has no channel profile yet; create it "
+                    "before the client sends orders (docs/channel-profiles.md)",
+                    file=sys.stderr,
+                )
             record, secret = registry.add(
                 name=args.name,
                 kind=ClientKind(args.kind),
                 scopes=scopes,
                 channel=args.channel,
-                throttle_tier=args.tier,
+                throttle_tier=tier,
             )
             data = {**_client_json(record), "client_secret": secret}
             _emit(
@@ -587,6 +643,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         state = migrations.migration_state(database)
     finally:
         database.dispose()
+    if settings.channel_profiles:
+        # Checked before uvicorn starts workers, for one clear message instead of a traceback each.
+        load_profiles_config(settings.channel_profiles, known_tiers=settings.throttle_tiers)
     if not state.is_current:
         print(
             "the database is not migrated (run `retail-gateway migrate` first): "
@@ -642,7 +701,9 @@ def parser() -> argparse.ArgumentParser:
     migrate.add_argument("--json", action="store_true", help="print the result as JSON")
     migrate.set_defaults(handler=cmd_migrate)
 
-    seed = commands.add_parser("seed-demo", help="load demo item master data (idempotent)")
+    seed = commands.add_parser(
+        "seed-demo", help="load demo item master, channel profiles and clients (idempotent)"
+    )
     seed.add_argument("--json", action="store_true", help="print the result as JSON")
     seed.set_defaults(handler=cmd_seed_demo)
 
@@ -653,7 +714,10 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--kind", choices=[k.value for k in ClientKind], required=True)
     add.add_argument("--channel", help="the channel a partner client acts for")
     add.add_argument("--scopes", nargs="+", required=True, help="scopes, space or comma separated")
-    add.add_argument("--tier", default="standard", help="throttling tier (settings.throttle_tiers)")
+    add.add_argument(
+        "--tier",
+        help="throttling tier (settings.throttle_tiers); default: the channel profile's tier",
+    )
     for name, help_text in (
         ("disable", "stop a client; its tokens fail within a second"),
         ("enable", "allow a disabled client again"),
@@ -688,7 +752,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
-    return handler(args, settings)
+    try:
+        return handler(args, settings)
+    except ChannelProfilesConfigError as exc:
+        print(f"error: GATEWAY_CHANNEL_PROFILES: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -140,6 +140,14 @@ class Settings(BaseSettings):
             "'erp'|'wms'|'gateway'|'marketplace'}; see docs/system-of-record.md. Checked at start."
         ),
     )
+    channel_profiles: str | None = Field(
+        default=None,
+        description=(
+            "Channel profiles created at start-up when their channel has none yet: a JSON array "
+            "of profiles, or the path of a file holding one (docs/channel-profiles.md). Checked "
+            "at start; a profile that exists (e.g. changed through the API) is never overwritten."
+        ),
+    )
     erp_price_tolerance: Decimal = Field(
         default=Decimal("0.01"),
         ge=0,

@@ -8,11 +8,22 @@ from gateway_infra.auth.dependencies import LayerAuth
 from gateway_infra.http import install_common_http
 from gateway_infra.openapi import install_openapi
 from gateway_infra.settings import Settings
+from process_api.channels.routes import router as channels_router
+from process_api.channels.service import ChannelProfiles
+from process_api.inventory.routes import router as inventory_router
+from process_api.inventory.service import InventoryService
 from process_api.order_to_cash.routes import router as orders_router
 from process_api.order_to_cash.service import OrderService
 
 
-def create_process_app(*, settings: Settings, auth: LayerAuth, orders: OrderService) -> FastAPI:
+def create_process_app(
+    *,
+    settings: Settings,
+    auth: LayerAuth,
+    orders: OrderService,
+    channels: ChannelProfiles,
+    inventory: InventoryService,
+) -> FastAPI:
     """Build the process API with its services injected; runs alone or mounted at /process."""
     app = FastAPI(
         title="Retail Sync Gateway: process API",
@@ -23,6 +34,8 @@ def create_process_app(*, settings: Settings, auth: LayerAuth, orders: OrderServ
         redoc_url=None,
     )
     app.state.orders = orders
+    app.state.channels = channels
+    app.state.inventory = inventory
     app.state.auth = auth
     install_common_http(
         app,
@@ -30,5 +43,7 @@ def create_process_app(*, settings: Settings, auth: LayerAuth, orders: OrderServ
         timeout_seconds=settings.request_timeout_seconds,
     )
     app.include_router(orders_router)
+    app.include_router(channels_router)
+    app.include_router(inventory_router)
     install_openapi(app, token_url=f"{auth.verifier.issuer}/oauth/token")
     return app

@@ -73,7 +73,11 @@ def _layer_apps(gateway: Gateway) -> dict[str, Callable[[], FastAPI]]:
             wms=gateway.embedded_wms,
         ),
         "process": lambda: create_process_app(
-            settings=settings, auth=gateway.layer_auth(Layer.PROCESS), orders=gateway.orders
+            settings=settings,
+            auth=gateway.layer_auth(Layer.PROCESS),
+            orders=gateway.orders,
+            channels=gateway.channels,
+            inventory=gateway.inventory,
         ),
         **{
             f"partner_{version}": partial(
