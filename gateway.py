@@ -23,6 +23,7 @@ from sqlalchemy import MetaData, text
 
 from contracts import Money, Product, ProductStatus
 from contracts.channel import ChannelProfile
+from contracts.wms import AdjustmentReason, StockAdjustmentRequest
 from gateway_infra import schema_migrations as migrations
 from gateway_infra.auth.client_token import ClientCredentials
 from gateway_infra.auth.clients import ClientError, ClientKind, ClientRecord, ClientRegistry
@@ -42,7 +43,7 @@ from gateway_infra.scheduler import Scheduler
 from gateway_infra.settings import Settings, settings_reference
 from gateway_infra.tables import metadata as infra_metadata
 from gateway_infra.throttle import Throttle
-from gateway_infra.unit_of_work import Store
+from gateway_infra.unit_of_work import Store, UnitOfWork
 from partner_api.app import MIGRATION_NOTE, create_partner_app
 from partner_api.edge import EdgeServices
 from partner_api.housekeeping import IdempotencyPurge
@@ -64,7 +65,7 @@ from system_api.erp.port import ErpPort
 from system_api.owned_ports import OwnedErp, OwnedWms
 from system_api.ownership import DEFAULT_SYSTEM_OF_RECORD, OwnershipMap, OwnershipPolicy
 from system_api.tables import metadata as system_metadata
-from system_api.wms.embedded import EmbeddedWms
+from system_api.wms.embedded import EmbeddedWms, ensure_warehouse
 from system_api.wms.http_client import HttpWmsClient
 from system_api.wms.port import WmsPort
 
@@ -205,10 +206,10 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         erp, wms = http_erp, http_wms
     else:
         erp, wms = system_erp, system_wms
-    orders = OrderService(store, erp)
-    orders.register_timers(scheduler)
     inventory = InventoryService(store, profiles=channels.profiles_in)
     inventory.register_timers(scheduler)
+    orders = OrderService(store, erp, inventory)
+    orders.register_timers(scheduler)
     purge = IdempotencyPurge(store, idempotency)
     purge.register(scheduler)
     return Gateway(
@@ -415,6 +416,7 @@ def create_app() -> FastAPI:
 
 # ---------------------------------------------------------------- command line
 
+DEMO_ON_HAND = 100
 DEMO_PRODUCTS = (
     ("MUG-RED-350", "Red stoneware mug 350 ml", "12.90"),
     ("MUG-BLUE-350", "Blue stoneware mug 350 ml", "12.90"),
@@ -482,10 +484,16 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
             )
             for sku, name, price in DEMO_PRODUCTS
         ]
-        gateway.store.write_sync(lambda uow: upsert_products(uow, products))
+
+        def demo_master(uow: UnitOfWork) -> None:
+            upsert_products(uow, products)
+            ensure_warehouse(uow, "WH", "Main warehouse")
+
+        gateway.store.write_sync(demo_master)
         # Configured profiles first: a channel they define is not replaced by the demo one.
         gateway.channels.seed_sync(gateway.channel_profiles_config, actor="config")
         gateway.channels.seed_sync(DEMO_CHANNEL_PROFILES, actor="seed-demo")
+        asyncio.run(_demo_opening_stock(gateway, [p.sku for p in products]))
         channels = {p.channel: gateway.channels.read_sync(p.channel) for p in DEMO_CHANNEL_PROFILES}
         credentials = _demo_clients(gateway, demo_credentials_path(settings))
     finally:
@@ -517,6 +525,24 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
         "\n".join(human),
     )
     return 0
+
+
+async def _demo_opening_stock(gateway: Gateway, skus: list[str]) -> None:
+    """A receipt per demo SKU in the warehouse (once), and the count the gateway reserves on."""
+    for sku in skus:
+        await gateway.embedded_wms.adjust_stock(
+            StockAdjustmentRequest(
+                sku=sku,
+                warehouse="WH",
+                reason=AdjustmentReason.RECEIPT,
+                reference="demo-opening-stock",
+                delta=DEMO_ON_HAND,
+            )
+        )
+    levels = await gateway.embedded_wms.stock_levels(warehouse="WH")
+    await gateway.inventory.report_on_hand_many(
+        {level.sku: level.on_hand for level in levels}, gateway.clock.now()
+    )
 
 
 def _demo_clients(gateway: Gateway, path: Path) -> list[dict[str, Any]]:

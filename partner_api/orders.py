@@ -68,7 +68,7 @@ def build_orders_router(representation: Any) -> APIRouter:
             status = 201
             if not result.created:
                 status = 200
-            elif order.status is OrderStatus.RECEIVED:
+            elif order.status in (OrderStatus.RECEIVED, OrderStatus.RESERVED):
                 status = 202
             location = f"{str(request.url).split('?')[0].rstrip('/')}/{order.order_id}"
             return JSONResponse(

@@ -7,6 +7,8 @@ from typing import Any
 
 from contracts import Money, Product, ProductStatus
 from gateway import Gateway
+from gateway_infra.unit_of_work import UnitOfWork
+from process_api.inventory.repository import report_on_hand_many
 from system_api.erp.embedded import upsert_products
 
 
@@ -22,9 +24,22 @@ def product(sku: str = "MUG-RED-350", price: str = "12.90", **overrides: Any) ->
     return Product(**values)
 
 
-def seed_products(gateway: Gateway, *products: Product) -> None:
+def seed_products(gateway: Gateway, *products: Product, on_hand: int = 1000) -> None:
+    """Products in the ERP's item master, with `on_hand` units each counted by the warehouse."""
     items = list(products) or [product()]
-    gateway.store.write_sync(lambda uow: upsert_products(uow, items))
+
+    def seed(uow: UnitOfWork) -> None:
+        upsert_products(uow, items)
+        report_on_hand_many(uow, {p.sku: on_hand for p in items}, uow.now)
+
+    gateway.store.write_sync(seed)
+
+
+def seed_stock(gateway: Gateway, on_hand: int = 1000, *skus: str) -> None:
+    """Units the warehouse counted, for SKUs the ERP may or may not know."""
+    gateway.store.write_sync(
+        lambda uow: report_on_hand_many(uow, dict.fromkeys(skus, on_hand), uow.now)
+    )
 
 
 def order_payload(

@@ -38,7 +38,10 @@ router = APIRouter(prefix="/v1/orders", tags=["orders"], responses=problem_respo
     responses={
         200: {"model": Order, "description": "This channel order was submitted before; as it is."},
         201: {"description": "Validated by the ERP and accepted."},
-        202: {"model": Order, "description": "Recorded; ERP validation is deferred and retried."},
+        202: {
+            "model": Order,
+            "description": "Recorded, stock reserved; ERP validation deferred and retried.",
+        },
         **problem_responses(409, 413, 415),
     },
 )
@@ -59,7 +62,7 @@ async def submit_order(
             order_id=order.order_id,
             rejections=[r.model_dump(mode="json") for r in order.rejections],
         )
-    elif order.status is OrderStatus.RECEIVED:
+    elif order.status in (OrderStatus.RECEIVED, OrderStatus.RESERVED):
         response.status_code = 202
     return order
 

@@ -9,11 +9,20 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
-from contracts import Order, OrderStatus, OrderSubmission
+from contracts import (
+    LineRejection,
+    Order,
+    OrderLine,
+    OrderStatus,
+    OrderSubmission,
+    RejectionReason,
+)
 from contracts.erp import SalesOrderDecision, SalesOrderRequest
 from gateway_infra.problems import ProblemError
 from gateway_infra.scheduler import DueTimer, RetryPolicy, Scheduler, cancel, schedule
 from gateway_infra.unit_of_work import Store, UnitOfWork
+from process_api.inventory.repository import release_order, reserve_lines
+from process_api.inventory.service import InventoryService
 from process_api.order_to_cash import repository as repo
 from process_api.order_to_cash.paging import decode_cursor, encode_cursor
 from process_api.order_to_cash.port import OrderPage, Submitted
@@ -47,9 +56,10 @@ FIRST_RETRY_AFTER = timedelta(seconds=30)
 class OrderService:
     """Intake, validation and reading of orders."""
 
-    def __init__(self, store: Store, erp: ErpPort) -> None:
+    def __init__(self, store: Store, erp: ErpPort, inventory: InventoryService) -> None:
         self.store = store
         self.erp = erp
+        self.inventory = inventory
 
     def register_timers(self, scheduler: Scheduler) -> None:
         scheduler.register(VALIDATE_TIMER, self._on_validate_timer, retry=VALIDATION_RETRY)
@@ -72,8 +82,14 @@ class OrderService:
                 raise
             order_id, created = existing, False
         if created:
+            await self._publish(submission.lines)
             return Submitted(await self.validate(order_id), created=True)
         return Submitted(await self.require(order_id), created=False)
+
+    async def _publish(self, lines: Sequence[OrderLine]) -> None:
+        """Publish the availability the order changed (in a transaction of its own; a periodic
+        sweep repairs what a crash between the two transactions left unpublished)."""
+        await self.inventory.publish_changes(skus={line.sku for line in lines})
 
     def _record_intake(
         self, uow: UnitOfWork, submission: OrderSubmission, actor: str
@@ -82,6 +98,45 @@ class OrderService:
         if existing is not None:
             return existing, False
         order_id = repo.insert_order(uow, submission, actor=actor)
+        shortfalls = reserve_lines(
+            uow,
+            order_id=order_id,
+            channel=submission.channel,
+            channel_order_id=submission.channel_order_id,
+            lines=[(line.line_id, line.sku, line.quantity) for line in submission.lines],
+            expires_at=None,
+        )
+        if shortfalls:
+            rejections = [
+                LineRejection(
+                    line_id=s.line_id,
+                    reason=RejectionReason.INSUFFICIENT_STOCK,
+                    detail=f"{s.requested} of {s.sku} requested, {s.available} available",
+                )
+                for s in shortfalls
+            ]
+            repo.move_order(
+                uow,
+                order_id,
+                OrderStatus.RECEIVED,
+                OrderStatus.REJECTED,
+                actor="gateway",
+                reason="insufficient stock",
+            )
+            repo.insert_rejections(uow, order_id, rejections)
+            uow.emit(
+                "order.rejected",
+                source=SOURCE,
+                subject=f"order/{order_id}",
+                channel=submission.channel,
+                data={
+                    "order_id": order_id,
+                    "channel_order_id": submission.channel_order_id,
+                    "rejections": [r.model_dump(mode="json") for r in rejections],
+                },
+            )
+            return order_id, True
+        repo.move_order(uow, order_id, OrderStatus.RECEIVED, OrderStatus.RESERVED, actor="gateway")
         schedule(
             uow.conn,
             kind=VALIDATE_TIMER,
@@ -105,7 +160,7 @@ class OrderService:
         While the ERP is unavailable the order stays received and its timer retries later.
         """
         order = await self.require(order_id)
-        if order.status is not OrderStatus.RECEIVED:
+        if order.status not in (OrderStatus.RECEIVED, OrderStatus.RESERVED):
             return order
         request = SalesOrderRequest(
             reference=order.order_id,
@@ -124,6 +179,8 @@ class OrderService:
                 raise
             return order
         await self.store.write(lambda uow: self._record_decision(uow, order, decision))
+        if not decision.accepted:
+            await self._publish(order.lines)
         return await self.require(order_id)
 
     def _record_decision(self, uow: UnitOfWork, order: Order, decision: SalesOrderDecision) -> None:
@@ -133,7 +190,7 @@ class OrderService:
             if not repo.move_order(
                 uow,
                 order.order_id,
-                OrderStatus.RECEIVED,
+                order.status,
                 OrderStatus.VALIDATED,
                 actor="erp",
                 erp_sales_order_id=decision.sales_order.sales_order_id,
@@ -157,13 +214,14 @@ class OrderService:
             if not repo.move_order(
                 uow,
                 order.order_id,
-                OrderStatus.RECEIVED,
+                order.status,
                 OrderStatus.REJECTED,
                 actor="erp",
                 reason="; ".join(f"{r.line_id}: {r.reason}" for r in decision.rejections),
             ):
                 return
             repo.insert_rejections(uow, order.order_id, decision.rejections)
+            release_order(uow, order.order_id, "rejected")
             uow.emit(
                 "order.rejected",
                 source=SOURCE,
@@ -211,7 +269,10 @@ class OrderService:
 
         The cancellation is recorded first; the ERP's sales order is cancelled right after, and
         by a retried timer while the ERP cannot be reached."""
-        await self.store.write(lambda uow: self._record_cancel(uow, order_id, actor, reason))
+        order = await self.store.write(
+            lambda uow: self._record_cancel(uow, order_id, actor, reason)
+        )
+        await self._publish(order.lines)
         await self.cancel_in_erp(order_id)
         return await self.require(order_id)
 
@@ -233,6 +294,7 @@ class OrderService:
         repo.move_order(
             uow, order_id, order.status, OrderStatus.CANCELLED, actor=actor, reason=reason
         )
+        release_order(uow, order_id, "cancelled")
         cancel(uow.conn, kind=VALIDATE_TIMER, key=order_id)
         schedule(
             uow.conn,

@@ -14,7 +14,7 @@ from gateway_infra.clock import ManualClock
 from gateway_infra.tables import timers
 from partner_api.housekeeping import PURGE_EVERY, PURGE_TIMER
 from partner_api.tables import idempotency_keys
-from tests.factories import line, product, seed_products
+from tests.factories import line, product, seed_products, seed_stock
 from tests.partner.conftest import Caller
 
 
@@ -102,6 +102,7 @@ async def test_the_channel_comes_from_the_token_not_the_payload(
 async def test_rejected_order_is_a_409_order_rejected_problem_with_reasons(
     gateway: Gateway, webshop: Caller
 ) -> None:
+    seed_stock(gateway, 1000, "NO-SUCH")
     seed_products(gateway)
     payload = v1_order("W-4", line("1", sku="NO-SUCH"), line("2", price="1.00"))
 

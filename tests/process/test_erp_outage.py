@@ -40,12 +40,12 @@ async def test_order_waits_while_the_erp_is_down_and_is_accepted_once_it_is_back
     deferred = await client.post("/process/v1/orders", json=order_payload("CH-OUT-1"))
     assert deferred.status_code == 202, deferred.text
     order_id = deferred.json()["order_id"]
-    assert deferred.json()["status"] == "received"
+    assert deferred.json()["status"] == "reserved"
 
     clock.advance(timedelta(minutes=1))
     assert await gateway.scheduler.run_due() == 1  # retried, ERP still down
     still_waiting = (await client.get(f"/process/v1/orders/{order_id}")).json()
-    assert still_waiting["status"] == "received"
+    assert still_waiting["status"] == "reserved"
 
     system_side: Gateway = gateway.system_side  # type: ignore[attr-defined]
     server = UvicornThread(
@@ -60,6 +60,11 @@ async def test_order_waits_while_the_erp_is_down_and_is_accepted_once_it_is_back
         server.stop()
 
     assert accepted["status"] == "accepted"
-    assert [h["to_status"] for h in accepted["history"]] == ["received", "validated", "accepted"]
+    assert [h["to_status"] for h in accepted["history"]] == [
+        "received",
+        "reserved",
+        "validated",
+        "accepted",
+    ]
     clock.advance(timedelta(days=1))
     assert await gateway.scheduler.run_due() == 0  # nothing left to retry

@@ -6,7 +6,7 @@ import httpx
 
 from contracts import ProductStatus
 from gateway import Gateway
-from tests.factories import line, order_payload, product, seed_products
+from tests.factories import line, order_payload, product, seed_products, seed_stock
 
 
 async def test_valid_order_is_validated_by_the_erp_then_accepted(
@@ -20,7 +20,12 @@ async def test_valid_order_is_validated_by_the_erp_then_accepted(
     order = response.json()
     assert order["status"] == "accepted"
     assert order["total"] == {"amount": "25.80", "currency": "EUR"}
-    assert [h["to_status"] for h in order["history"]] == ["received", "validated", "accepted"]
+    assert [h["to_status"] for h in order["history"]] == [
+        "received",
+        "reserved",
+        "validated",
+        "accepted",
+    ]
     assert response.headers["location"].endswith(f"/process/v1/orders/{order['order_id']}")
     read_back = await client.get(f"/process/v1/orders/{order['order_id']}")
     assert read_back.status_code == 200
@@ -35,6 +40,7 @@ async def test_order_with_unknown_sku_and_wrong_price_is_rejected_with_a_reason_
         product("MUG-RED-350", "12.90"),
         product("OLD-1", status=ProductStatus.DISCONTINUED),
     )
+    seed_stock(gateway, 1000, "NO-SUCH-SKU")  # the warehouse counts it; the ERP does not know it
     payload = order_payload(
         "CH-2",
         line("1", sku="NO-SUCH-SKU"),
@@ -101,3 +107,37 @@ async def test_unknown_order_is_a_not_found_problem(client: httpx.AsyncClient) -
 
     assert response.status_code == 404
     assert response.json()["type"] == "/problems/not-found"
+
+
+async def test_an_order_beyond_the_stock_is_rejected_at_intake_and_holds_nothing(
+    gateway: Gateway, client: httpx.AsyncClient
+) -> None:
+    seed_products(gateway, product("MUG-RED-350", "12.90"), on_hand=3)
+    first = await client.post("/process/v1/orders", json=order_payload("S-1", line(quantity=2)))
+
+    refused = await client.post("/process/v1/orders", json=order_payload("S-2", line(quantity=2)))
+
+    assert first.status_code == 201
+    assert refused.status_code == 409
+    assert [(r["line_id"], r["reason"]) for r in refused.json()["rejections"]] == [
+        ("1", "insufficient_stock")
+    ]
+    position = await gateway.inventory.position("MUG-RED-350")
+    assert (position.on_hand, position.reserved) == (3, 2)
+
+
+async def test_an_erp_rejection_and_a_cancellation_give_the_stock_back(
+    gateway: Gateway, client: httpx.AsyncClient
+) -> None:
+    seed_products(gateway, product("MUG-RED-350", "12.90"), on_hand=5)
+    accepted = await client.post("/process/v1/orders", json=order_payload("R-1", line(quantity=2)))
+    rejected = await client.post(
+        "/process/v1/orders", json=order_payload("R-2", line(quantity=2, price="1.00"))
+    )
+    held = await gateway.inventory.position("MUG-RED-350")
+
+    await client.post(f"/process/v1/orders/{accepted.json()['order_id']}/cancel")
+
+    assert rejected.status_code == 409  # price mismatch, after the stock was reserved
+    assert held.reserved == 2  # only the accepted order still holds stock
+    assert (await gateway.inventory.position("MUG-RED-350")).reserved == 0

@@ -34,6 +34,7 @@ async def test_an_order_through_the_process_api_is_validated_and_recorded_by_try
         tryton_password=tryton_server.admin_password,
     )
     gateway = start_gateway(settings, clock)
+    await gateway.inventory.report_on_hand("MUG-RED-350", 50, clock.now())
     reference = f"W-{uuid.uuid4().hex[:8]}"
     try:
         transport = httpx.ASGITransport(app=build_app(gateway, run_background=False))
