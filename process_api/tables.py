@@ -34,6 +34,8 @@ orders = Table(
     Column("placed_at", UtcDateTime(), nullable=True),
     Column("erp_sales_order_id", String(128), nullable=True),
     Column("origin_correlation_id", String(128), nullable=True),
+    # While the channel holds the order as pending: when its reservation lapses.
+    Column("pending_expires_at", UtcDateTime(), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     UniqueConstraint("channel", "channel_order_id", name="uq_proc_orders_channel_order"),
@@ -129,4 +131,43 @@ published_availability = Table(
     Column("event_id", String(36), nullable=False),
     Column("confirmed_at", UtcDateTime(), nullable=True),
     Index("ix_proc_published_availability_unconfirmed", "channel", "confirmed_at"),
+)
+
+exceptions = Table(
+    "proc_exceptions",
+    metadata,
+    Column("exception_id", String(40), primary_key=True),
+    Column("workflow", String(40), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("channel", String(64), nullable=True),
+    Column("detail", Text, nullable=False),
+    Column("object_ids", JSON, nullable=False),
+    Column("money_at_risk", MoneyAmount(), nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("due_at", UtcDateTime(), nullable=True),
+    # Set while the exception is open: the same problem on the same subject opens it only once.
+    Column("open_key", String(320), nullable=True),
+    Column("occurrences", Integer, nullable=False, server_default="1"),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("open_key", name="uq_proc_exceptions_open_key"),
+    Index("ix_proc_exceptions_status_channel", "status", "channel"),
+    Index("ix_proc_exceptions_subject", "subject"),
+)
+
+exception_history = Table(
+    "proc_exception_history",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("exception_id", String(40), ForeignKey("proc_exceptions.exception_id"), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("correlation_id", String(128), nullable=True),
+    Column("note", Text, nullable=True),
+    Index("ix_proc_exception_history_exception_id", "exception_id", "id"),
 )
