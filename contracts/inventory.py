@@ -39,3 +39,11 @@ class ChannelAvailability(ContractModel):
     channel: ChannelCode = Field(description="Channel the availability is published to.")
     available: int = Field(ge=0, description="Units the channel may sell.")
     as_of: UtcDateTime = Field(description="When the availability was computed (UTC).")
+    published_quantity: int | None = Field(
+        default=None,
+        ge=0,
+        description="The last value sent to the channel for this SKU; None if none was sent.",
+    )
+    published_at: UtcDateTime | None = Field(
+        default=None, description="When that value was sent (UTC); None if none was sent."
+    )

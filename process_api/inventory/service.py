@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
+from contracts import ChannelAvailability
 from contracts.channel import ChannelProfile
 from gateway_infra.scheduler import DueTimer, RetryPolicy, Scheduler
 from gateway_infra.unit_of_work import Store, UnitOfWork
-from process_api.inventory import publication
+from process_api.inventory import channel_view, publication
 from process_api.inventory import repository as repo
 from process_api.inventory.models import (
     EXPIRY_TIMER,
@@ -137,6 +138,20 @@ class InventoryService:
                 )
                 for channel, profile in sorted(profiles.items())
             }
+
+        return await self.store.read(compute)
+
+    async def channel_availability(
+        self, channel: str, skus: Sequence[str]
+    ) -> list[ChannelAvailability]:
+        """InventoryPort.channel_availability: the channel's policy on the current positions and
+        the last value published to it, read in one transaction."""
+        now = self.store.clock.now()
+
+        def compute(conn: Connection) -> list[ChannelAvailability]:
+            profile = self._require_profiles(conn, None).get(channel)
+            policy = None if profile is None else profile.availability
+            return channel_view.channel_availability(conn, channel, policy, skus, now)
 
         return await self.store.read(compute)
 
