@@ -15,14 +15,17 @@ from gateway_infra.settings import Settings
 from gateway_infra.throttle import StateHeadersMiddleware
 from partner_api.deprecation import DeprecationMiddleware, deprecation_headers
 from partner_api.edge import IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY_SCHEMA, EdgeServices
+from partner_api.inventory import build_inventory_router
 from partner_api.orders import build_orders_router
-from partner_api.v1.schemas import V1Orders
-from partner_api.v2.schemas import V2Orders
+from partner_api.v1.schemas import V1Inventory, V1Orders
+from partner_api.v2.schemas import V2Inventory, V2Orders
+from process_api.inventory.port import InventoryPort
 from process_api.order_to_cash.port import OrdersPort
 
 Version = Literal["v1", "v2"]
 MIGRATION_NOTE = Path(__file__).parent / "migration-v1-to-v2.md"
 REPRESENTATIONS: dict[str, Any] = {"v1": V1Orders(), "v2": V2Orders()}
+INVENTORY_REPRESENTATIONS: dict[str, Any] = {"v1": V1Inventory(), "v2": V2Inventory()}
 
 
 def create_partner_app(
@@ -32,6 +35,7 @@ def create_partner_app(
     auth: LayerAuth,
     edge: EdgeServices,
     orders: OrdersPort,
+    inventory: InventoryPort,
 ) -> FastAPI:
     """Build one version of the partner API; runs alone or mounted at /partner/<version>."""
     representation = REPRESENTATIONS[version]
@@ -39,7 +43,10 @@ def create_partner_app(
     app = FastAPI(
         title=f"Retail Sync Gateway: partner API {version}",
         version=f"{version.lstrip('v')}.0.0",
-        summary="Endpoints marketplaces call to submit orders and read their state.",
+        summary=(
+            "Endpoints marketplaces call to submit orders, read their state and read the "
+            "availability of their channel."
+        ),
         description=(
             "Authenticate with OAuth2 client credentials at /oauth/token. Every state-changing "
             f"POST needs an `{IDEMPOTENCY_HEADER}` header; keys are kept "
@@ -59,7 +66,9 @@ def create_partner_app(
     app.state.auth = auth
     app.state.edge = edge
     app.state.orders = orders
+    app.state.inventory = inventory
     app.include_router(build_orders_router(representation))
+    app.include_router(build_inventory_router(INVENTORY_REPRESENTATIONS[version]))
     app.add_middleware(StateHeadersMiddleware)
     if version == "v1":
         app.add_middleware(

@@ -14,7 +14,7 @@ class Layer(StrEnum):
 PARTNER_SCOPES: dict[str, str] = {
     "orders:write": "Submit and cancel the channel's orders.",
     "orders:read": "Read the channel's orders and shipments.",
-    "inventory:read": "Read availability published to the channel.",
+    "inventory:read": "Read what the channel may sell of each SKU, and what was published to it.",
     "prices:read": "Read prices published to the channel.",
     "returns:write": "Request and read the channel's returns.",
     "events:read": "Read the channel's event feed and manage its webhooks.",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Self
 
 from pydantic import Field, model_validator
 
 from contracts import (
     Address,
+    ChannelAvailability,
     Customer,
     LineRejection,
     Money,
@@ -16,7 +18,7 @@ from contracts import (
     OrderStatus,
     OrderSubmission,
 )
-from contracts.common import ContractModel, CurrencyCode, Identifier, UtcDateTime
+from contracts.common import ContractModel, CurrencyCode, Identifier, Sku, UtcDateTime
 from contracts.order import MAX_ORDER_LINES
 from partner_api.wire import check_minor_unit_precision, check_order_lines
 
@@ -90,4 +92,32 @@ class V1Orders:
             created_at=order.created_at,
             updated_at=order.updated_at,
             rejections=order.rejections,
+        )
+
+
+class V1Availability(ContractModel):
+    """What the calling channel may sell of one SKU now."""
+
+    sku: Sku
+    quantity: int = Field(ge=0, description="Units the channel may sell (0 for an unknown SKU).")
+    as_of: UtcDateTime = Field(description="When the quantity was computed (UTC).")
+
+
+class V1AvailabilityList(ContractModel):
+    """One entry per SKU asked for, in the order asked."""
+
+    items: list[V1Availability]
+
+
+class V1Inventory:
+    """canonical availability -> v1."""
+
+    response_model = V1AvailabilityList
+
+    def from_availability(self, entries: Sequence[ChannelAvailability]) -> V1AvailabilityList:
+        return V1AvailabilityList(
+            items=[
+                V1Availability(sku=entry.sku, quantity=entry.available, as_of=entry.as_of)
+                for entry in entries
+            ]
         )

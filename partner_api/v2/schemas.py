@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Self
 
@@ -9,6 +10,7 @@ from pydantic import Field, model_validator
 
 from contracts import (
     Address,
+    ChannelAvailability,
     Customer,
     LineRejection,
     Money,
@@ -181,4 +183,53 @@ class V2Orders:
             created_at=order.created_at,
             updated_at=order.updated_at,
             rejections=order.rejections,
+        )
+
+
+class V2Availability(ContractModel):
+    """What the calling channel may sell of one SKU now, and what was last sent to it."""
+
+    sku: Sku
+    available_quantity: int = Field(
+        ge=0,
+        description=(
+            "Units the channel may sell now: on-hand minus reservations, safety stock and the "
+            "channel's buffer, then its availability policy. 0 for an unknown SKU."
+        ),
+    )
+    as_of: UtcDateTime = Field(description="When available_quantity was computed (UTC).")
+    published_quantity: int | None = Field(
+        ge=0,
+        description=(
+            "The last value the gateway published to the channel for this SKU; null if none was."
+        ),
+    )
+    published_at: UtcDateTime | None = Field(
+        description="When published_quantity was published (UTC); null if it never was."
+    )
+
+
+class V2AvailabilityList(ContractModel):
+    """One entry per SKU asked for, in the order asked."""
+
+    items: list[V2Availability]
+
+
+class V2Inventory:
+    """canonical availability -> v2."""
+
+    response_model = V2AvailabilityList
+
+    def from_availability(self, entries: Sequence[ChannelAvailability]) -> V2AvailabilityList:
+        return V2AvailabilityList(
+            items=[
+                V2Availability(
+                    sku=entry.sku,
+                    available_quantity=entry.available,
+                    as_of=entry.as_of,
+                    published_quantity=entry.published_quantity,
+                    published_at=entry.published_at,
+                )
+                for entry in entries
+            ]
         )

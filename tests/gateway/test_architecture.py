@@ -87,6 +87,7 @@ def _layer_apps(gateway: Gateway) -> dict[str, Callable[[], FastAPI]]:
                 auth=gateway.layer_auth(Layer.PARTNER),
                 edge=edge,
                 orders=gateway.orders,
+                inventory=gateway.inventory,
             )
             for version in ("v1", "v2")
         },
