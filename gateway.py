@@ -208,7 +208,7 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         erp, wms = system_erp, system_wms
     inventory = InventoryService(store, profiles=channels.profiles_in)
     inventory.register_timers(scheduler)
-    orders = OrderService(store, erp, inventory)
+    orders = OrderService(store, erp, inventory, profiles=channels.get)
     orders.register_timers(scheduler)
     purge = IdempotencyPurge(store, idempotency)
     purge.register(scheduler)

@@ -121,6 +121,14 @@ class OrderSubmission(ContractModel):
     placed_at: UtcDateTime | None = Field(
         default=None, description="When the customer placed the order (UTC)."
     )
+    pending: bool = Field(
+        default=False,
+        description=(
+            "The channel has not confirmed the order yet (e.g. payment pending). Its stock is "
+            "held until the channel profile's pending expiry; it is validated and acknowledged "
+            "once submitted again with pending false, and cancelled if that never happens."
+        ),
+    )
 
     @model_validator(mode="after")
     def _lines_are_consistent(self) -> Self:
@@ -171,6 +179,10 @@ class Order(ContractModel):
     total: Money = Field(description="Order total in the order currency (see order_total).")
     created_at: UtcDateTime = Field(description="When the gateway received the order (UTC).")
     updated_at: UtcDateTime = Field(description="When the order last changed (UTC).")
+    pending_expires_at: UtcDateTime | None = Field(
+        default=None,
+        description="While the channel holds the order as pending: when it lapses (UTC).",
+    )
     history: list[OrderTransition] = Field(
         default_factory=list, description="Status changes, oldest first."
     )

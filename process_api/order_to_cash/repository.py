@@ -38,7 +38,13 @@ def find_order_id(conn: Connection, channel: str, channel_order_id: str) -> str 
     ).scalar_one_or_none()
 
 
-def insert_order(uow: UnitOfWork, submission: OrderSubmission, *, actor: str) -> str:
+def insert_order(
+    uow: UnitOfWork,
+    submission: OrderSubmission,
+    *,
+    actor: str,
+    pending_expires_at: datetime | None = None,
+) -> str:
     order_id = new_order_id()
     total = order_total(submission.lines, submission.currency)
     uow.conn.execute(
@@ -53,6 +59,7 @@ def insert_order(uow: UnitOfWork, submission: OrderSubmission, *, actor: str) ->
             shipping_address=_json(submission.shipping_address),
             placed_at=submission.placed_at,
             origin_correlation_id=uow.correlation_id,
+            pending_expires_at=pending_expires_at,
             created_at=uow.now,
             updated_at=uow.now,
         )
@@ -132,6 +139,16 @@ def insert_rejections(uow: UnitOfWork, order_id: str, rejections: list[LineRejec
             for r in rejections
         ],
     )
+
+
+def end_pending(uow: UnitOfWork, order_id: str) -> bool:
+    """The channel confirmed a pending order; false when it was not (or no longer) pending."""
+    result = uow.conn.execute(
+        update(orders)
+        .where(orders.c.order_id == order_id, orders.c.pending_expires_at.is_not(None))
+        .values(pending_expires_at=None, updated_at=uow.now)
+    )
+    return result.rowcount == 1
 
 
 def erp_sales_order_id(conn: Connection, order_id: str) -> str | None:
@@ -249,6 +266,7 @@ def _to_order(
         total=Money(amount=header.total, currency=currency),
         created_at=header.created_at,
         updated_at=header.updated_at,
+        pending_expires_at=header.pending_expires_at,
         history=[
             OrderTransition(
                 from_status=OrderStatus(h.from_status) if h.from_status else None,

@@ -4,8 +4,10 @@ validated it. An ERP outage leaves the order waiting (received) with a retry tim
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 
 from sqlalchemy.exc import IntegrityError
 
@@ -17,11 +19,14 @@ from contracts import (
     OrderSubmission,
     RejectionReason,
 )
+from contracts.channel import ChannelProfile
 from contracts.erp import SalesOrderDecision, SalesOrderRequest
+from contracts.exceptions import Severity
 from gateway_infra.problems import ProblemError
 from gateway_infra.scheduler import DueTimer, RetryPolicy, Scheduler, cancel, schedule
 from gateway_infra.unit_of_work import Store, UnitOfWork
-from process_api.inventory.repository import release_order, reserve_lines
+from process_api.exceptions import open_exception, resolve_exceptions
+from process_api.inventory.repository import release_order, reserve_lines, set_expiry
 from process_api.inventory.service import InventoryService
 from process_api.order_to_cash import repository as repo
 from process_api.order_to_cash.paging import decode_cursor, encode_cursor
@@ -35,6 +40,12 @@ log = logging.getLogger("gateway.order_to_cash")
 SOURCE = "process_api.order_to_cash"
 VALIDATE_TIMER = "order.validate"
 ERP_CANCEL_TIMER = "order.erp_cancel"
+ACK_DEADLINE_TIMER = "order.acknowledgement_deadline"
+PENDING_EXPIRY_TIMER = "order.pending_expiry"
+ACK_AT_RISK = "acknowledgement_at_risk"
+ACK_WARNING_SHARE = 0.75
+"""The exception is raised once this share of the channel's acknowledgement deadline has passed
+with the order still unacknowledged, leaving a quarter of it for a person to act."""
 # Before anything left the warehouse, an order may still be cancelled.
 CANCELLABLE = frozenset(
     {
@@ -51,25 +62,83 @@ VALIDATION_RETRY = RetryPolicy(
     max_attempts=50, base_delay=timedelta(seconds=5), max_delay=timedelta(minutes=10)
 )
 FIRST_RETRY_AFTER = timedelta(seconds=30)
+LOCAL_RETRY = RetryPolicy(
+    max_attempts=20, base_delay=timedelta(seconds=5), max_delay=timedelta(minutes=5)
+)
+
+ProfileLookup = Callable[[str], Awaitable[ChannelProfile | None]]
+"""The channel's profile (cached), or None for a channel without one."""
+
+
+@dataclass(frozen=True)
+class IntakeRules:
+    """What a channel's profile says about taking its orders in."""
+
+    acknowledgement_deadline: timedelta = timedelta(hours=4)
+    reserve_pending_orders: bool = True
+    pending_reservation_expiry: timedelta = timedelta(days=21)
+
+    @classmethod
+    def of(cls, profile: ChannelProfile | None) -> IntakeRules:
+        if profile is None:
+            return cls()
+        return cls(
+            acknowledgement_deadline=profile.acknowledgement_deadline,
+            reserve_pending_orders=profile.reserve_pending_orders,
+            pending_reservation_expiry=profile.pending_reservation_expiry,
+        )
+
+
+class Intake(Enum):
+    CREATED = "created"
+    CONFIRMED = "confirmed"
+    """A pending order the channel has now confirmed: validate it."""
+    KNOWN = "known"
 
 
 class OrderService:
     """Intake, validation and reading of orders."""
 
-    def __init__(self, store: Store, erp: ErpPort, inventory: InventoryService) -> None:
+    def __init__(
+        self,
+        store: Store,
+        erp: ErpPort,
+        inventory: InventoryService,
+        *,
+        profiles: ProfileLookup | None = None,
+    ) -> None:
         self.store = store
         self.erp = erp
         self.inventory = inventory
+        self.profiles = profiles
 
     def register_timers(self, scheduler: Scheduler) -> None:
         scheduler.register(VALIDATE_TIMER, self._on_validate_timer, retry=VALIDATION_RETRY)
         scheduler.register(ERP_CANCEL_TIMER, self._on_erp_cancel_timer, retry=VALIDATION_RETRY)
+        scheduler.register(ACK_DEADLINE_TIMER, self._on_ack_deadline_timer, retry=LOCAL_RETRY)
+        scheduler.register(PENDING_EXPIRY_TIMER, self._on_pending_expiry_timer, retry=LOCAL_RETRY)
+
+    async def _rules(self, channel: str) -> IntakeRules:
+        if self.profiles is None:
+            return IntakeRules()
+        try:
+            return IntakeRules.of(await self.profiles(channel))
+        except ValueError as exc:  # a stored profile that no longer validates
+            log.error(
+                "channel profile unusable; default intake rules apply",
+                extra={"channel": channel, "error": str(exc)},
+            )
+            return IntakeRules()
 
     async def submit(self, submission: OrderSubmission, *, actor: str) -> Submitted:
-        """Record the order (once per channel order id), then try to validate it right away."""
+        """Record the order (once per channel order id), then try to validate it right away.
+
+        A pending channel order only holds its stock; submitted again without pending, it is
+        validated like a new one."""
+        rules = await self._rules(submission.channel)
         try:
-            order_id, created = await self.store.write(
-                lambda uow: self._record_intake(uow, submission, actor)
+            order_id, intake = await self.store.write(
+                lambda uow: self._record_intake(uow, submission, actor, rules)
             )
         except IntegrityError:
             # A concurrent submission of the same channel order won the insert.
@@ -80,11 +149,12 @@ class OrderService:
             )
             if existing is None:
                 raise
-            order_id, created = existing, False
-        if created:
-            await self._publish(submission.lines)
-            return Submitted(await self.validate(order_id), created=True)
-        return Submitted(await self.require(order_id), created=False)
+            order_id, intake = existing, Intake.KNOWN
+        if intake is Intake.KNOWN:
+            return Submitted(await self.require(order_id), created=False)
+        await self._publish(submission.lines)
+        order = await self.validate(order_id)
+        return Submitted(order, created=intake is Intake.CREATED)
 
     async def _publish(self, lines: Sequence[OrderLine]) -> None:
         """Publish the availability the order changed (in a transaction of its own; a periodic
@@ -92,19 +162,91 @@ class OrderService:
         await self.inventory.publish_changes(skus={line.sku for line in lines})
 
     def _record_intake(
-        self, uow: UnitOfWork, submission: OrderSubmission, actor: str
-    ) -> tuple[str, bool]:
+        self, uow: UnitOfWork, submission: OrderSubmission, actor: str, rules: IntakeRules
+    ) -> tuple[str, Intake]:
         existing = repo.find_order_id(uow.conn, submission.channel, submission.channel_order_id)
         if existing is not None:
-            return existing, False
-        order_id = repo.insert_order(uow, submission, actor=actor)
+            if not submission.pending and self._confirm_pending(uow, existing, rules):
+                return existing, Intake.CONFIRMED
+            return existing, Intake.KNOWN
+        pending_until = uow.now + rules.pending_reservation_expiry if submission.pending else None
+        order_id = repo.insert_order(uow, submission, actor=actor, pending_expires_at=pending_until)
+        if pending_until is not None:
+            schedule(
+                uow.conn,
+                kind=PENDING_EXPIRY_TIMER,
+                key=order_id,
+                due_at=pending_until,
+                now=uow.now,
+                payload={"order_id": order_id},
+            )
+            if not rules.reserve_pending_orders:
+                uow.emit(
+                    "order.received",
+                    source=SOURCE,
+                    subject=f"order/{order_id}",
+                    channel=submission.channel,
+                    data={
+                        "order_id": order_id,
+                        "channel_order_id": submission.channel_order_id,
+                        "pending": True,
+                    },
+                )
+                return order_id, Intake.CREATED
+        self._reserve(
+            uow,
+            order_id,
+            submission.channel,
+            submission.channel_order_id,
+            submission.lines,
+            rules,
+            pending_until=pending_until,
+        )
+        return order_id, Intake.CREATED
+
+    def _confirm_pending(self, uow: UnitOfWork, order_id: str, rules: IntakeRules) -> bool:
+        """The channel confirmed a pending order: keep its stock for good (reserving it now if
+        pending orders do not hold stock on this channel) and validate it."""
+        order = repo.load_order(uow.conn, order_id)
+        if order is None or order.pending_expires_at is None:
+            return False
+        if order.status not in (OrderStatus.RECEIVED, OrderStatus.RESERVED):
+            return False
+        repo.end_pending(uow, order_id)
+        cancel(uow.conn, kind=PENDING_EXPIRY_TIMER, key=order_id)
+        uow.emit(
+            "order.pending_confirmed",
+            source=SOURCE,
+            subject=f"order/{order_id}",
+            channel=order.channel,
+            data={"order_id": order_id, "channel_order_id": order.channel_order_id},
+        )
+        if order.status is OrderStatus.RESERVED:
+            set_expiry(uow, order_id, None)
+            self._await_validation(uow, order_id, order.channel, rules)
+        else:
+            self._reserve(uow, order_id, order.channel, order.channel_order_id, order.lines, rules)
+        return True
+
+    def _reserve(
+        self,
+        uow: UnitOfWork,
+        order_id: str,
+        channel: str,
+        channel_order_id: str,
+        lines: Sequence[OrderLine],
+        rules: IntakeRules,
+        *,
+        pending_until: datetime | None = None,
+    ) -> None:
+        """Reserve a received order's stock, or reject it for the lines that do not fit."""
         shortfalls = reserve_lines(
             uow,
             order_id=order_id,
-            channel=submission.channel,
-            channel_order_id=submission.channel_order_id,
-            lines=[(line.line_id, line.sku, line.quantity) for line in submission.lines],
-            expires_at=None,
+            channel=channel,
+            channel_order_id=channel_order_id,
+            lines=[(line.line_id, line.sku, line.quantity) for line in lines],
+            expires_at=pending_until,
         )
         if shortfalls:
             rejections = [
@@ -128,15 +270,34 @@ class OrderService:
                 "order.rejected",
                 source=SOURCE,
                 subject=f"order/{order_id}",
-                channel=submission.channel,
+                channel=channel,
                 data={
                     "order_id": order_id,
-                    "channel_order_id": submission.channel_order_id,
+                    "channel_order_id": channel_order_id,
                     "rejections": [r.model_dump(mode="json") for r in rejections],
                 },
             )
-            return order_id, True
+            self._settle_acknowledgement(uow, order_id)
+            return
         repo.move_order(uow, order_id, OrderStatus.RECEIVED, OrderStatus.RESERVED, actor="gateway")
+        uow.emit(
+            "order.received",
+            source=SOURCE,
+            subject=f"order/{order_id}",
+            channel=channel,
+            data={
+                "order_id": order_id,
+                "channel_order_id": channel_order_id,
+                "pending": pending_until is not None,
+            },
+        )
+        if pending_until is None:
+            self._await_validation(uow, order_id, channel, rules)
+
+    def _await_validation(
+        self, uow: UnitOfWork, order_id: str, channel: str, rules: IntakeRules
+    ) -> None:
+        """Retry validation until the ERP decides, and watch the acknowledgement deadline."""
         schedule(
             uow.conn,
             kind=VALIDATE_TIMER,
@@ -145,14 +306,79 @@ class OrderService:
             now=uow.now,
             payload={"order_id": order_id},
         )
+        deadline = uow.now + rules.acknowledgement_deadline
+        schedule(
+            uow.conn,
+            kind=ACK_DEADLINE_TIMER,
+            key=order_id,
+            due_at=uow.now + rules.acknowledgement_deadline * ACK_WARNING_SHARE,
+            now=uow.now,
+            payload={"order_id": order_id, "channel": channel, "deadline": deadline.isoformat()},
+        )
+
+    def _settle_acknowledgement(self, uow: UnitOfWork, order_id: str) -> None:
+        """The order was acknowledged, rejected or cancelled: nothing to watch any more."""
+        cancel(uow.conn, kind=ACK_DEADLINE_TIMER, key=order_id)
+        resolve_exceptions(
+            uow,
+            subject=f"order/{order_id}",
+            codes=[ACK_AT_RISK],
+            note="the order was decided",
+        )
+
+    async def _on_ack_deadline_timer(self, timer: DueTimer) -> None:
+        order_id = str(timer.payload["order_id"])
+        deadline = datetime.fromisoformat(str(timer.payload["deadline"]))
+        await self.store.write(lambda uow: self._raise_ack_at_risk(uow, order_id, deadline))
+
+    def _raise_ack_at_risk(self, uow: UnitOfWork, order_id: str, deadline: datetime) -> None:
+        order = repo.load_order(uow.conn, order_id)
+        if order is None or order.status not in (OrderStatus.RECEIVED, OrderStatus.RESERVED):
+            return
+        open_exception(
+            uow,
+            workflow="order_capture",
+            code=ACK_AT_RISK,
+            subject=f"order/{order_id}",
+            channel=order.channel,
+            detail=(
+                f"order {order.channel_order_id} of {order.channel} is still {order.status.value}"
+                f"; the channel expects its acknowledgement by {deadline.isoformat()}"
+            ),
+            money_at_risk=order.total,
+            severity=Severity.HIGH,
+            object_ids={"order_id": order_id, "channel_order_id": order.channel_order_id},
+            due_at=deadline,
+        )
         uow.emit(
-            "order.received",
+            "order.acknowledgement_at_risk",
             source=SOURCE,
             subject=f"order/{order_id}",
-            channel=submission.channel,
-            data={"order_id": order_id, "channel_order_id": submission.channel_order_id},
+            channel=order.channel,
+            data={
+                "order_id": order_id,
+                "channel_order_id": order.channel_order_id,
+                "deadline": deadline.isoformat(),
+            },
         )
-        return order_id, True
+
+    async def _on_pending_expiry_timer(self, timer: DueTimer) -> None:
+        """A pending order the channel never confirmed: cancel it and give its stock back."""
+        order_id = str(timer.payload["order_id"])
+
+        def expire(uow: UnitOfWork) -> Order | None:
+            order = repo.load_order(uow.conn, order_id)
+            if order is None or order.pending_expires_at is None:
+                return None
+            if order.pending_expires_at > uow.now or order.status not in CANCELLABLE:
+                return None
+            return self._record_cancel(
+                uow, order_id, "gateway", "the channel never confirmed the pending order"
+            )
+
+        expired = await self.store.write(expire)
+        if expired is not None:
+            await self._publish(expired.lines)
 
     async def validate(self, order_id: str, *, raise_unavailable: bool = False) -> Order:
         """Ask the ERP to validate a received order and record its decision.
@@ -162,6 +388,8 @@ class OrderService:
         order = await self.require(order_id)
         if order.status not in (OrderStatus.RECEIVED, OrderStatus.RESERVED):
             return order
+        if order.pending_expires_at is not None:
+            return order  # the channel has not confirmed it yet
         request = SalesOrderRequest(
             reference=order.order_id,
             channel=order.channel,
@@ -234,6 +462,7 @@ class OrderService:
                 },
             )
         cancel(uow.conn, kind=VALIDATE_TIMER, key=order.order_id)
+        self._settle_acknowledgement(uow, order.order_id)
 
     async def _on_validate_timer(self, timer: DueTimer) -> None:
         await self.validate(str(timer.payload["order_id"]), raise_unavailable=True)
@@ -296,6 +525,8 @@ class OrderService:
         )
         release_order(uow, order_id, "cancelled")
         cancel(uow.conn, kind=VALIDATE_TIMER, key=order_id)
+        cancel(uow.conn, kind=PENDING_EXPIRY_TIMER, key=order_id)
+        self._settle_acknowledgement(uow, order_id)
         schedule(
             uow.conn,
             kind=ERP_CANCEL_TIMER,
