@@ -15,8 +15,10 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Connection, Select, bindparam, case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from contracts.exceptions import Severity
 from gateway_infra.scheduler import cancel, schedule
 from gateway_infra.unit_of_work import UnitOfWork
+from process_api.exceptions import open_exception, resolve_exceptions
 from process_api.inventory.models import (
     EXPIRY_TIMER,
     SOURCE,
@@ -48,6 +50,7 @@ CHUNK = 500
 """SKUs per IN list: far below SQLite's and PostgreSQL's bind parameter limits."""
 
 T = TypeVar("T")
+SHORTFALL = "stock_shortfall"
 HELD = ReservationState.HELD.value
 
 
@@ -452,7 +455,8 @@ def report_on_hand_many(uow: UnitOfWork, counts: Mapping[str, int], as_of: datet
             if count != row.on_hand:
                 changed.append(row.sku)
             missing = max(row.reserved - count, 0)
-            if missing and missing != max(row.reserved - row.on_hand, 0):
+            was_missing = max(row.reserved - row.on_hand, 0)
+            if missing and missing != was_missing:
                 uow.emit(
                     "inventory.shortfall",
                     source=SOURCE,
@@ -463,6 +467,25 @@ def report_on_hand_many(uow: UnitOfWork, counts: Mapping[str, int], as_of: datet
                         "reserved": row.reserved,
                         "missing": missing,
                     },
+                )
+                open_exception(
+                    uow,
+                    workflow="inventory_sync",
+                    code=SHORTFALL,
+                    subject=f"inventory/{row.sku}",
+                    detail=(
+                        f"the warehouse counts {count} of {row.sku} but {row.reserved} are "
+                        f"reserved for orders: {missing} missing; every channel is offered 0"
+                    ),
+                    severity=Severity.HIGH,
+                    object_ids={"sku": row.sku},
+                )
+            elif was_missing and not missing:
+                resolve_exceptions(
+                    uow,
+                    subject=f"inventory/{row.sku}",
+                    codes=[SHORTFALL],
+                    note=f"the warehouse now counts {count}, enough for {row.reserved} reserved",
                 )
         if updates:
             conn.execute(

@@ -6,9 +6,11 @@ from datetime import timedelta
 
 import pytest
 
+from contracts.exceptions import ExceptionStatus
 from gateway_infra.clock import ManualClock
 from gateway_infra.scheduler import Scheduler
 from gateway_infra.unit_of_work import Store
+from process_api.exceptions import list_exceptions
 from process_api.inventory import (
     EXPIRY_TIMER,
     InventoryService,
@@ -245,9 +247,22 @@ async def test_a_wms_count_below_reserved_is_taken_publishes_zero_and_raises_a_s
         ("amazon", 0),
         ("walmart", 0),
     }
+    [raised] = store.database.run_read(
+        lambda conn: list_exceptions(conn, status=ExceptionStatus.OPEN)
+    )
+    assert (raised.workflow, raised.code, raised.subject) == (
+        "inventory_sync",
+        "stock_shortfall",
+        "inventory/MUG",
+    )
     # The same count again is no new shortfall.
     store.write_sync(lambda uow: report_on_hand(uow, "MUG", 4, clock.now()))
     assert len(events(store, "inventory.shortfall")) == 1
+    # Once the warehouse finds the units, the exception resolves itself.
+    store.write_sync(lambda uow: report_on_hand(uow, "MUG", 6, clock.now()))
+    [resolved] = store.database.run_read(lambda conn: list_exceptions(conn))
+    assert resolved.status is ExceptionStatus.RESOLVED
+    assert [entry.action for entry in resolved.history] == ["raised", "resolved"]
 
 
 async def test_a_count_older_than_the_one_stored_is_ignored(
