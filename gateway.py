@@ -52,6 +52,7 @@ from partner_api.tables import metadata as partner_metadata
 from process_api.app import create_process_app
 from process_api.channels import ChannelProfiles, ChannelProfilesConfigError, load_profiles_config
 from process_api.channels.demo import DEMO_CHANNEL_PROFILES
+from process_api.exceptions.service import ExceptionQueue
 from process_api.inventory.service import InventoryService
 from process_api.order_to_cash.service import OrderService
 from process_api.tables import metadata as process_metadata
@@ -355,6 +356,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
             orders=gateway.orders,
             channels=gateway.channels,
             inventory=gateway.inventory,
+            exceptions=ExceptionQueue(gateway.store),
         ),
     )
     edge = EdgeServices(

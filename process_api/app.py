@@ -10,6 +10,8 @@ from gateway_infra.openapi import install_openapi
 from gateway_infra.settings import Settings
 from process_api.channels.routes import router as channels_router
 from process_api.channels.service import ChannelProfiles
+from process_api.exceptions.routes import router as exceptions_router
+from process_api.exceptions.service import ExceptionQueue
 from process_api.inventory.routes import router as inventory_router
 from process_api.inventory.service import InventoryService
 from process_api.order_to_cash.routes import router as orders_router
@@ -23,6 +25,7 @@ def create_process_app(
     orders: OrderService,
     channels: ChannelProfiles,
     inventory: InventoryService,
+    exceptions: ExceptionQueue,
 ) -> FastAPI:
     """Build the process API with its services injected; runs alone or mounted at /process."""
     app = FastAPI(
@@ -36,6 +39,7 @@ def create_process_app(
     app.state.orders = orders
     app.state.channels = channels
     app.state.inventory = inventory
+    app.state.exceptions = exceptions
     app.state.auth = auth
     install_common_http(
         app,
@@ -45,5 +49,6 @@ def create_process_app(
     app.include_router(orders_router)
     app.include_router(channels_router)
     app.include_router(inventory_router)
+    app.include_router(exceptions_router)
     install_openapi(app, token_url=f"{auth.verifier.issuer}/oauth/token")
     return app

@@ -26,6 +26,7 @@ PROCESS_SCOPES: dict[str, str] = {
     "process:channels:write": "Change channel profiles.",
     "process:inventory:read": "Read inventory positions, availability and publication status.",
     "process:inventory:write": "Report stock and confirm availability publications.",
+    "process:exceptions:read": "Read the exception queue.",
 }
 SYSTEM_SCOPES: dict[str, str] = {
     "system:erp:read": "Read ERP item master and documents.",

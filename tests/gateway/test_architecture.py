@@ -17,6 +17,7 @@ from gateway_infra.auth.scopes import Layer
 from partner_api.app import create_partner_app
 from partner_api.edge import EdgeServices
 from process_api.app import create_process_app
+from process_api.exceptions.service import ExceptionQueue
 from system_api.app import create_system_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +79,7 @@ def _layer_apps(gateway: Gateway) -> dict[str, Callable[[], FastAPI]]:
             orders=gateway.orders,
             channels=gateway.channels,
             inventory=gateway.inventory,
+            exceptions=ExceptionQueue(gateway.store),
         ),
         **{
             f"partner_{version}": partial(
