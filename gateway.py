@@ -39,7 +39,7 @@ from gateway_infra.http import install_common_http
 from gateway_infra.logging import configure_logging
 from gateway_infra.problems import ProblemType, problem_response
 from gateway_infra.resilience import CircuitBreaker, GuardPolicy
-from gateway_infra.scheduler import Scheduler
+from gateway_infra.scheduler import Recurring, Scheduler
 from gateway_infra.settings import Settings, settings_reference
 from gateway_infra.tables import metadata as infra_metadata
 from gateway_infra.throttle import Throttle
@@ -107,6 +107,7 @@ class Gateway:
     channels: ChannelProfiles
     channel_profiles_config: tuple[ChannelProfile, ...]
     idempotency_purge: IdempotencyPurge
+    availability_sweep: Recurring
     closers: list[Callable[[], Any]] = field(default_factory=list)
 
     @property
@@ -213,6 +214,9 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
     orders.register_timers(scheduler)
     purge = IdempotencyPurge(store, idempotency)
     purge.register(scheduler)
+    sweep = inventory.sweep_job(timedelta(seconds=settings.availability_sweep_seconds))
+    sweep.register(scheduler)
+    channels.on_change(inventory.republish_channel)
     return Gateway(
         settings=settings,
         clock=clock,
@@ -237,6 +241,7 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         channels=channels,
         channel_profiles_config=channel_profiles_config,
         idempotency_purge=purge,
+        availability_sweep=sweep,
         closers=closers,
     )
 
@@ -285,6 +290,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         tasks: list[asyncio.Task[None]] = []
         await gateway.idempotency_purge.ensure_scheduled()
+        await gateway.availability_sweep.ensure_scheduled()
         # Creates the configured profiles whose channel has none (never overwrites one), then
         # loads every profile into the cache; an invalid stored profile is logged, not fatal.
         await gateway.channels.seed(gateway.channel_profiles_config, actor="config")

@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway_infra.correlation import correlation_id_var, new_correlation_id
 from gateway_infra.tables import timers
-from gateway_infra.unit_of_work import Store
+from gateway_infra.unit_of_work import Store, UnitOfWork
 
 log = logging.getLogger("gateway.scheduler")
 
@@ -323,3 +323,44 @@ class Scheduler:
                 ran = 0
             if ran == 0:
                 await asyncio.sleep(poll_seconds)
+
+
+class Recurring:
+    """A job the scheduler runs every `every`: one timer per kind, shared by every gateway
+    process (each ensures it exists at start; whichever claims it runs the round)."""
+
+    def __init__(
+        self,
+        store: Store,
+        kind: str,
+        every: timedelta,
+        job: Callable[[], Awaitable[None]],
+        *,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.store = store
+        self.kind = kind
+        self.every = every
+        self.job = job
+        self.retry = retry
+
+    def register(self, scheduler: Scheduler) -> None:
+        scheduler.register(self.kind, self._run, retry=self.retry)
+
+    async def ensure_scheduled(self) -> None:
+        """Create the first round's timer unless one exists (revive it if it gave up)."""
+
+        def ensure(uow: UnitOfWork) -> None:
+            ensure_scheduled(
+                uow.conn, kind=self.kind, key="all", due_at=uow.now + self.every, now=uow.now
+            )
+
+        await self.store.write(ensure)
+
+    async def _run(self, _timer: DueTimer) -> None:
+        await self.job()
+
+        def next_round(uow: UnitOfWork) -> None:
+            schedule(uow.conn, kind=self.kind, key="all", due_at=uow.now + self.every, now=uow.now)
+
+        await self.store.write(next_round)

@@ -216,6 +216,14 @@ class Settings(BaseSettings):
     scheduler_poll_seconds: float = Field(
         default=1.0, gt=0, description="Pause between scheduler rounds when nothing was due."
     )
+    availability_sweep_seconds: int = Field(
+        default=900,
+        ge=60,
+        description=(
+            "Interval of the full availability sweep: expired reservations released and every "
+            "channel's availability compared with what it was last sent."
+        ),
+    )
     scheduler_lease_seconds: float = Field(
         default=60.0, gt=0, description="How long a claimed timer is reserved for its process."
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from gateway_infra.scheduler import DueTimer, Scheduler, ensure_scheduled, schedule
-from gateway_infra.unit_of_work import Store, UnitOfWork
+from gateway_infra.scheduler import Recurring
+from gateway_infra.unit_of_work import Store
 from partner_api.idempotency import IdempotencyStore
 
 PURGE_TIMER = "partner.idempotency.purge"
@@ -13,31 +13,13 @@ PURGE_EVERY = timedelta(hours=1)
 PURGE_BATCH = 10_000
 
 
-class IdempotencyPurge:
+class IdempotencyPurge(Recurring):
     """Deletes idempotency records past their retention, then schedules its next round."""
 
     def __init__(self, store: Store, idempotency: IdempotencyStore) -> None:
-        self.store = store
+        super().__init__(store, PURGE_TIMER, PURGE_EVERY, self._purge)
         self.idempotency = idempotency
 
-    def register(self, scheduler: Scheduler) -> None:
-        scheduler.register(PURGE_TIMER, self._run)
-
-    async def ensure_scheduled(self) -> None:
-        def ensure(uow: UnitOfWork) -> None:
-            ensure_scheduled(
-                uow.conn, kind=PURGE_TIMER, key="all", due_at=uow.now + PURGE_EVERY, now=uow.now
-            )
-
-        await self.store.write(ensure)
-
-    async def _run(self, _timer: DueTimer) -> None:
+    async def _purge(self) -> None:
         while await self.idempotency.purge(limit=PURGE_BATCH) == PURGE_BATCH:
             pass
-
-        def next_round(uow: UnitOfWork) -> None:
-            schedule(
-                uow.conn, kind=PURGE_TIMER, key="all", due_at=uow.now + PURGE_EVERY, now=uow.now
-            )
-
-        await self.store.write(next_round)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -43,6 +43,7 @@ CHANGED_EVENT = "channel_profile.changed"
 _RACES = (IntegrityError, repo.ProfileChangedConcurrently)
 _ATTEMPTS = 3
 T = TypeVar("T")
+ProfileListener = Callable[[ChannelProfile], Awaitable[object]]
 
 
 class SavedProfile(NamedTuple):
@@ -101,6 +102,7 @@ class ChannelProfiles:
         self._cached: _Cached | None = None
         self._generation = 0
         self._loading = False
+        self._listeners: list[ProfileListener] = []
 
     # ------------------------------------------------------------------ reading
 
@@ -181,7 +183,22 @@ class ChannelProfiles:
         saved = await self._write(lambda uow: self._put_unit(uow, profile, actor, expected_version))
         if saved.changed:
             self._remember({saved.profile.channel: saved.profile})
+            await self._tell_listeners([saved.profile])
         return saved
+
+    def on_change(self, listener: ProfileListener) -> None:
+        """Call listener with each profile created or changed, after its transaction committed."""
+        self._listeners.append(listener)
+
+    async def _tell_listeners(self, changed: Iterable[ChannelProfile]) -> None:
+        for profile in changed:
+            for listener in self._listeners:
+                try:
+                    await listener(profile)
+                except Exception:  # the change stands; the periodic sweep catches up
+                    log.exception(
+                        "channel profile listener failed", extra={"channel": profile.channel}
+                    )
 
     def _put_unit(
         self,
@@ -220,6 +237,7 @@ class ChannelProfiles:
         loaded = await self._load()
         if loaded.invalid:
             log.error("%s", StoredProfileInvalid(loaded.invalid))
+        await self._tell_listeners(p for p in wanted if p.channel in result.created)
         return result
 
     def seed_sync(self, profiles: Iterable[ChannelProfile], *, actor: str) -> SeedResult:

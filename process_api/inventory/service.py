@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 from contracts import ChannelAvailability
 from contracts.channel import ChannelProfile
-from gateway_infra.scheduler import DueTimer, RetryPolicy, Scheduler
+from gateway_infra.scheduler import DueTimer, Recurring, RetryPolicy, Scheduler
 from gateway_infra.unit_of_work import Store, UnitOfWork
 from process_api.inventory import channel_view, publication
 from process_api.inventory import repository as repo
@@ -28,6 +28,8 @@ from process_api.inventory.models import (
 ProfileSource = Callable[[Connection], Mapping[str, ChannelProfile]]
 """Reads the channel profiles, keyed by channel code, in the caller's transaction."""
 
+SWEEP_TIMER = "inventory.publication_sweep"
+EXPIRE_BATCH = 1000
 EXPIRY_RETRY = RetryPolicy(
     max_attempts=20, base_delay=timedelta(seconds=5), max_delay=timedelta(minutes=5)
 )
@@ -91,7 +93,7 @@ class InventoryService:
             await self._publish_after(skus)
         return expired
 
-    async def expire_due(self, *, limit: int = 1000) -> int:
+    async def expire_due(self, *, limit: int = EXPIRE_BATCH) -> int:
         def expire(uow: UnitOfWork) -> tuple[int, list[str]]:
             skus = repo.due_skus(uow.conn, uow.now)
             return repo.expire_due(uow, limit=limit), skus
@@ -120,6 +122,28 @@ class InventoryService:
         changed = await self.store.write(lambda uow: repo.report_on_hand_many(uow, counts, as_of))
         await self._publish_after(changed)
         return changed
+
+    async def sweep(self) -> list[Published]:
+        """Release every reservation past its expiry, then publish every value that differs
+        from the last one sent. Repairs what a crash between a stock change and its
+        publication, or a missed expiry timer, left undone; a no-op when all is in sync."""
+        while await self.expire_due() == EXPIRE_BATCH:
+            pass
+        if self.profiles is None:
+            return []
+        return await self.publish_changes()
+
+    def sweep_job(self, every: timedelta) -> Recurring:
+        """The recurring full sweep, for the scheduler."""
+        return Recurring(self.store, SWEEP_TIMER, every, self._sweep_round, retry=EXPIRY_RETRY)
+
+    async def _sweep_round(self) -> None:
+        await self.sweep()
+
+    async def republish_channel(self, profile: ChannelProfile) -> list[Published]:
+        """A channel's profile changed: publish whatever its new policy changes, for that
+        channel only."""
+        return await self.publish_changes(profiles={profile.channel: profile})
 
     # ------------------------------------------------------------ reading
 
