@@ -7,6 +7,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -170,4 +171,104 @@ exception_history = Table(
     Column("correlation_id", String(128), nullable=True),
     Column("note", Text, nullable=True),
     Index("ix_proc_exception_history_exception_id", "exception_id", "id"),
+)
+
+# ---------------------------------------------------------------- fulfilment and settlement
+
+fulfilments = Table(
+    "proc_fulfilments",
+    metadata,
+    # One release per order: the intent is recorded first, the WMS's fulfilment id once it answers.
+    Column("order_id", String(40), ForeignKey("proc_orders.order_id"), primary_key=True),
+    Column("warehouse", String(64), nullable=False),
+    Column("fulfilment_id", String(128), nullable=True),
+    Column("requested_by", String(128), nullable=False),
+    Column("requested_at", UtcDateTime(), nullable=False),
+    Column("released_at", UtcDateTime(), nullable=True),
+)
+
+shipment_packages = Table(
+    "proc_shipment_packages",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("order_id", String(40), ForeignKey("proc_orders.order_id"), nullable=False),
+    Column("package_reference", String(128), nullable=False),
+    Column("shipment_id", String(128), nullable=False),
+    Column("warehouse", String(64), nullable=False),
+    Column("carrier", String(64), nullable=False),
+    Column("tracking_number", String(128), nullable=False),
+    # [{"line_id", "sku", "quantity"}], in the order the package listed them.
+    Column("lines", JSON, nullable=False),
+    Column("shipped_at", UtcDateTime(), nullable=False),
+    # pending: reported, not yet confirmed by the WMS; confirmed: recorded, stock consumed.
+    Column("state", String(16), nullable=False),
+    Column("recorded_by", String(128), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("confirmed_at", UtcDateTime(), nullable=True),
+    UniqueConstraint("order_id", "package_reference", name="uq_proc_shipment_packages_package"),
+)
+
+invoices = Table(
+    "proc_invoices",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("order_id", String(40), ForeignKey("proc_orders.order_id"), nullable=False),
+    # invoice, or credit_note (written by return-to-refund).
+    Column("kind", String(16), nullable=False),
+    # The reference the ERP posted it under: the same reference never posts twice.
+    Column("reference", String(200), nullable=False),
+    Column("document_id", String(128), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("total", MoneyAmount(), nullable=False),
+    # [{"line_id", "sku", "quantity", "unit_price", "amount"}] as the ERP posted them.
+    Column("lines", JSON, nullable=False),
+    Column("posted_at", UtcDateTime(), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("kind", "reference", name="uq_proc_invoices_reference"),
+    Index("ix_proc_invoices_order_id", "order_id", "kind"),
+)
+
+settlements = Table(
+    "proc_settlements",
+    metadata,
+    Column("channel", String(64), primary_key=True),
+    Column("payout_id", String(128), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("period_start", UtcDateTime(), nullable=False),
+    Column("period_end", UtcDateTime(), nullable=False),
+    Column("total_net", MoneyAmount(), nullable=False),
+    # The report as imported, and its digest: a re-import must be the same report.
+    Column("report", JSON, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("matched", Integer, nullable=False),
+    Column("mismatched", Integer, nullable=False),
+    Column("imported_by", String(128), nullable=False),
+    Column("imported_at", UtcDateTime(), nullable=False),
+)
+
+settlement_lines = Table(
+    "proc_settlement_lines",
+    metadata,
+    Column("channel", String(64), primary_key=True),
+    Column("payout_id", String(128), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    # The gateway order the line was matched to (None when the order is unknown).
+    Column("order_id", String(40), nullable=True),
+    Column("channel_order_id", String(128), nullable=True),
+    Column("gross", MoneyAmount(), nullable=False),
+    Column("fees", MoneyAmount(), nullable=False),
+    Column("refunds", MoneyAmount(), nullable=False),
+    Column("net", MoneyAmount(), nullable=False),
+    Column("invoiced", MoneyAmount(), nullable=True),
+    Column("refunded", MoneyAmount(), nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("code", String(64), nullable=True),
+    Column("detail", Text, nullable=True),
+    Column("exception_id", String(40), nullable=True),
+    ForeignKeyConstraint(
+        ["channel", "payout_id"],
+        ["proc_settlements.channel", "proc_settlements.payout_id"],
+        name="fk_proc_settlement_lines_settlement",
+    ),
+    Index("ix_proc_settlement_lines_order_id", "order_id"),
 )
