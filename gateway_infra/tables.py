@@ -13,6 +13,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from gateway_infra.columns import UtcDateTime
@@ -50,7 +51,18 @@ outbox = Table(
     Column("causation_id", String(128), nullable=True),
     Column("occurred_at", UtcDateTime(), nullable=False),
     Column("envelope", JSON, nullable=False),
+    # Commit order: assigned after commit by the one sequencer (see gateway_infra.outbox), so a
+    # reader that pages by position never skips an event committed late with a lower id.
+    Column("position", BigInteger, nullable=True),
     Index("ix_infra_outbox_channel_id", "channel", "id"),
+    Index("ix_infra_outbox_position", "position", unique=True),
+    Index("ix_infra_outbox_channel_position", "channel", "position"),
+    Index(
+        "ix_infra_outbox_unsequenced",
+        "id",
+        postgresql_where=text("position IS NULL"),
+        sqlite_where=text("position IS NULL"),
+    ),
 )
 
 timers = Table(

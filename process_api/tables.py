@@ -149,6 +149,12 @@ exceptions = Table(
     Column("severity", String(16), nullable=False),
     Column("status", String(16), nullable=False),
     Column("due_at", UtcDateTime(), nullable=True),
+    Column("owner_team", String(64), nullable=True),
+    Column("escalations", Integer, nullable=False, server_default="0"),
+    # The step that failed, as a scheduler timer (kind, key, payload), so "retry" re-runs it.
+    Column("retry_kind", String(64), nullable=True),
+    Column("retry_key", String(200), nullable=True),
+    Column("retry_payload", JSON, nullable=True),
     # Set while the exception is open: the same problem on the same subject opens it only once.
     Column("open_key", String(320), nullable=True),
     Column("occurrences", Integer, nullable=False, server_default="1"),
