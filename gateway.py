@@ -37,6 +37,7 @@ from gateway_infra.clock import Clock, SystemClock
 from gateway_infra.database import Database, normalise_url
 from gateway_infra.http import install_common_http
 from gateway_infra.logging import configure_logging
+from gateway_infra.outbox import EventFeed, Sequencer
 from gateway_infra.problems import ProblemType, problem_response
 from gateway_infra.resilience import CircuitBreaker, GuardPolicy
 from gateway_infra.scheduler import Recurring, Scheduler
@@ -108,6 +109,8 @@ class Gateway:
     channel_profiles_config: tuple[ChannelProfile, ...]
     idempotency_purge: IdempotencyPurge
     availability_sweep: Recurring
+    sequencer: Sequencer
+    events: EventFeed
     closers: list[Callable[[], Any]] = field(default_factory=list)
 
     @property
@@ -242,6 +245,8 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         channel_profiles_config=channel_profiles_config,
         idempotency_purge=purge,
         availability_sweep=sweep,
+        sequencer=Sequencer(database, poll_seconds=settings.outbox_sequencer_poll_seconds),
+        events=EventFeed(database),
         closers=closers,
     )
 
@@ -294,6 +299,8 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
         # Creates the configured profiles whose channel has none (never overwrites one), then
         # loads every profile into the cache; an invalid stored profile is logged, not fatal.
         await gateway.channels.seed(gateway.channel_profiles_config, actor="config")
+        if run_background:
+            tasks.append(asyncio.create_task(gateway.sequencer.run_forever()))
         if run_background and settings.scheduler_enabled:
             tasks.append(
                 asyncio.create_task(gateway.scheduler.run_forever(settings.scheduler_poll_seconds))
@@ -380,6 +387,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
                 edge=edge,
                 orders=gateway.orders,
                 inventory=gateway.inventory,
+                events=gateway.events,
             ),
         )
     return app

@@ -213,6 +213,12 @@ class Settings(BaseSettings):
     scheduler_enabled: bool = Field(
         default=True, description="Run the durable scheduler in this process (timers, retries)."
     )
+    outbox_sequencer_poll_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        le=60,
+        description="Pause of the outbox sequencer between rounds when no event was waiting.",
+    )
     scheduler_poll_seconds: float = Field(
         default=1.0, gt=0, description="Pause between scheduler rounds when nothing was due."
     )

@@ -11,10 +11,12 @@ from fastapi import FastAPI
 from gateway_infra.auth.dependencies import LayerAuth
 from gateway_infra.http import install_common_http
 from gateway_infra.openapi import install_openapi
+from gateway_infra.outbox import EventFeed
 from gateway_infra.settings import Settings
 from gateway_infra.throttle import StateHeadersMiddleware
 from partner_api.deprecation import DeprecationMiddleware, deprecation_headers
 from partner_api.edge import IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY_SCHEMA, EdgeServices
+from partner_api.events import build_events_router
 from partner_api.inventory import build_inventory_router
 from partner_api.orders import build_orders_router
 from partner_api.v1.schemas import V1Inventory, V1Orders
@@ -36,6 +38,7 @@ def create_partner_app(
     edge: EdgeServices,
     orders: OrdersPort,
     inventory: InventoryPort,
+    events: EventFeed,
 ) -> FastAPI:
     """Build one version of the partner API; runs alone or mounted at /partner/<version>."""
     representation = REPRESENTATIONS[version]
@@ -67,8 +70,10 @@ def create_partner_app(
     app.state.edge = edge
     app.state.orders = orders
     app.state.inventory = inventory
+    app.state.events = events
     app.include_router(build_orders_router(representation))
     app.include_router(build_inventory_router(INVENTORY_REPRESENTATIONS[version]))
+    app.include_router(build_events_router())
     app.add_middleware(StateHeadersMiddleware)
     if version == "v1":
         app.add_middleware(
