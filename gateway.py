@@ -54,6 +54,7 @@ from process_api.app import create_process_app
 from process_api.channels import ChannelProfiles, ChannelProfilesConfigError, load_profiles_config
 from process_api.channels.demo import DEMO_CHANNEL_PROFILES
 from process_api.exceptions.service import ExceptionQueue
+from process_api.fulfilment.service import FulfilmentService
 from process_api.inventory.service import InventoryService
 from process_api.order_to_cash.service import OrderService
 from process_api.tables import metadata as process_metadata
@@ -105,6 +106,7 @@ class Gateway:
     wms: WmsPort
     orders: OrderService
     inventory: InventoryService
+    fulfilment: FulfilmentService
     channels: ChannelProfiles
     channel_profiles_config: tuple[ChannelProfile, ...]
     idempotency_purge: IdempotencyPurge
@@ -215,6 +217,8 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
     inventory.register_timers(scheduler)
     orders = OrderService(store, erp, inventory, profiles=channels.get)
     orders.register_timers(scheduler)
+    fulfilment = FulfilmentService(store, erp, wms, inventory)
+    fulfilment.register_timers(scheduler)
     purge = IdempotencyPurge(store, idempotency)
     purge.register(scheduler)
     sweep = inventory.sweep_job(timedelta(seconds=settings.availability_sweep_seconds))
@@ -241,6 +245,7 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         wms=wms,
         orders=orders,
         inventory=inventory,
+        fulfilment=fulfilment,
         channels=channels,
         channel_profiles_config=channel_profiles_config,
         idempotency_purge=purge,
@@ -370,6 +375,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
             channels=gateway.channels,
             inventory=gateway.inventory,
             exceptions=ExceptionQueue(gateway.store),
+            fulfilment=gateway.fulfilment,
         ),
     )
     edge = EdgeServices(

@@ -12,6 +12,8 @@ from process_api.channels.routes import router as channels_router
 from process_api.channels.service import ChannelProfiles
 from process_api.exceptions.routes import router as exceptions_router
 from process_api.exceptions.service import ExceptionQueue
+from process_api.fulfilment.routes import router as fulfilment_router
+from process_api.fulfilment.service import FulfilmentService
 from process_api.inventory.routes import router as inventory_router
 from process_api.inventory.service import InventoryService
 from process_api.order_to_cash.routes import router as orders_router
@@ -26,6 +28,7 @@ def create_process_app(
     channels: ChannelProfiles,
     inventory: InventoryService,
     exceptions: ExceptionQueue,
+    fulfilment: FulfilmentService | None = None,
 ) -> FastAPI:
     """Build the process API with its services injected; runs alone or mounted at /process."""
     app = FastAPI(
@@ -40,6 +43,7 @@ def create_process_app(
     app.state.channels = channels
     app.state.inventory = inventory
     app.state.exceptions = exceptions
+    app.state.fulfilment = fulfilment
     app.state.auth = auth
     install_common_http(
         app,
@@ -50,5 +54,7 @@ def create_process_app(
     app.include_router(channels_router)
     app.include_router(inventory_router)
     app.include_router(exceptions_router)
+    if fulfilment is not None:
+        app.include_router(fulfilment_router)
     install_openapi(app, token_url=f"{auth.verifier.issuer}/oauth/token")
     return app

@@ -8,3 +8,21 @@ ORDER_REJECTED = ProblemType("order-rejected", "The order was rejected", 409)
 ORDER_NOT_CANCELLABLE = ProblemType(
     "order-not-cancellable", "The order can no longer be cancelled", 409
 )
+ORDER_NOT_RELEASABLE = ProblemType(
+    "order-not-releasable", "Only accepted orders are released to the warehouse", 409
+)
+RELEASE_REFUSED = ProblemType(
+    "release-refused", "The ERP or the warehouse refused to release the order", 409
+)
+ORDER_NOT_SHIPPABLE = ProblemType(
+    "order-not-shippable", "The order is not released to the warehouse", 409
+)
+OVER_SHIPMENT = ProblemType("over-shipment", "More units shipped than ordered", 409)
+PACKAGE_CONFLICT = ProblemType(
+    "package-conflict", "This package was recorded before with other contents", 409
+)
+SHIPMENT_INVALID = ProblemType("shipment-invalid", "The shipment does not fit the order", 422)
+NOTHING_TO_INVOICE = ProblemType("nothing-to-invoice", "The order has shipped nothing yet", 409)
+SETTLEMENT_CONFLICT = ProblemType(
+    "settlement-conflict", "Another report with this payout id was imported before", 409
+)

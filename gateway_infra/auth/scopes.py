@@ -27,6 +27,8 @@ PROCESS_SCOPES: dict[str, str] = {
     "process:inventory:read": "Read inventory positions, availability and publication status.",
     "process:inventory:write": "Report stock and confirm availability publications.",
     "process:exceptions:read": "Read the exception queue.",
+    "process:settlements:read": "Read imported payout reports and their reconciliation.",
+    "process:settlements:write": "Import channel payout reports for reconciliation.",
 }
 SYSTEM_SCOPES: dict[str, str] = {
     "system:erp:read": "Read ERP item master and documents.",
