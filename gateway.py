@@ -199,15 +199,25 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
     wms: WmsPort
     if settings.system_api_transport == "http":
         credentials = _system_api_credentials(settings, issuer)
+        # One breaker for the one service behind both clients.
+        system_api_breaker = CircuitBreaker(
+            "system_api",
+            clock,
+            failure_threshold=settings.system_api_breaker_failures,
+            reset_after=timedelta(seconds=settings.system_api_breaker_reset_seconds),
+        )
+        breakers.append(system_api_breaker)
         http_erp = HttpErpClient(
             settings.system_api_url,
             timeout_seconds=settings.system_api_timeout_seconds,
             credentials=credentials,
+            breaker=system_api_breaker,
         )
         http_wms = HttpWmsClient(
             settings.system_api_url,
             timeout_seconds=settings.system_api_timeout_seconds,
             credentials=credentials,
+            breaker=system_api_breaker,
         )
         closers.extend([http_erp.aclose, http_wms.aclose])
         erp, wms = http_erp, http_wms

@@ -100,6 +100,16 @@ class Settings(BaseSettings):
     system_api_timeout_seconds: float = Field(
         default=5.0, gt=0, description="Timeout of one HTTP call to system_api."
     )
+    system_api_breaker_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Consecutive failed calls to system_api that open its circuit breaker.",
+    )
+    system_api_breaker_reset_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How long an open system_api breaker fails calls at once before a trial call.",
+    )
 
     system_backend: Literal["embedded", "tryton"] = Field(
         default="embedded",

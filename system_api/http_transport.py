@@ -11,6 +11,7 @@ import httpx
 
 from gateway_infra.auth.client_token import ClientCredentials, ClientCredentialsToken
 from gateway_infra.correlation import CORRELATION_HEADER, current_correlation_id
+from gateway_infra.resilience import CircuitBreaker, CircuitOpen
 from system_api.errors import BackendUnavailable
 
 BACKEND = "system API"
@@ -30,7 +31,9 @@ class SystemApiTransport:
         attempts: int = 3,
         credentials: ClientCredentials | None = None,
         client: httpx.AsyncClient | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
+        self._breaker = breaker
         self._client = client or httpx.AsyncClient(
             base_url=base_url, timeout=httpx.Timeout(timeout_seconds)
         )
@@ -63,29 +66,50 @@ class SystemApiTransport:
     ) -> tuple[httpx.Response, int]:
         """The response and the attempts it took. GETs and requests the caller declares
         idempotent are retried on transport errors and 502/503/504; others only when the
-        connection was never made. BackendUnavailable when no attempt got an answer."""
+        connection was never made. BackendUnavailable when no attempt got an answer, and at
+        once while the circuit breaker is open (the service failed repeatedly just now)."""
         retry = method == "GET" or idempotent
         last_error = "no attempt made"
         for attempt in range(1, self._attempts + 1):
+            if self._breaker is not None:
+                try:
+                    self._breaker.before_call()
+                except CircuitOpen as exc:
+                    raise BackendUnavailable(BACKEND, str(exc)) from exc
             try:
                 response = await self._client.request(
                     method, url, json=json, params=params, headers=await self._headers()
                 )
             except httpx.HTTPError as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
+                self._failed()
                 if not retry and not isinstance(exc, _NEVER_SENT):
                     break
             else:
                 if response.status_code == 401 and self._token is not None:
                     self._token.forget()  # keys rotated or token expired early: fetch a new one
                     last_error = "HTTP 401 from system API"
-                elif response.status_code not in _RETRYABLE_STATUS or not retry:
+                    self._answered()
+                elif response.status_code not in _RETRYABLE_STATUS:
+                    self._answered()
+                    return response, attempt
+                elif not retry:
+                    self._failed()
                     return response, attempt
                 else:
+                    self._failed()
                     last_error = f"HTTP {response.status_code}: {response.text[:200]}"
             if attempt < self._attempts:
                 await asyncio.sleep(self._rng.uniform(0, 0.05 * 2**attempt))
         raise BackendUnavailable(BACKEND, last_error)
+
+    def _answered(self) -> None:
+        if self._breaker is not None:
+            self._breaker.record_success()
+
+    def _failed(self) -> None:
+        if self._breaker is not None:
+            self._breaker.record_failure()
 
 
 def unexpected(response: httpx.Response) -> BackendUnavailable:

@@ -18,6 +18,7 @@ from contracts.erp import (
     SalesOrderRequest,
 )
 from gateway_infra.auth.client_token import ClientCredentials
+from gateway_infra.resilience import CircuitBreaker
 from system_api.errors import problem_from_response
 from system_api.http_transport import SystemApiTransport, unexpected
 from system_api.schemas import ProductPage
@@ -39,6 +40,7 @@ class HttpErpClient:
         attempts: int = 3,
         credentials: ClientCredentials | None = None,
         client: httpx.AsyncClient | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._transport = SystemApiTransport(
             base_url.rstrip("/") + "/erp/v1",
@@ -46,6 +48,7 @@ class HttpErpClient:
             attempts=attempts,
             credentials=credentials,
             client=client,
+            breaker=breaker,
         )
 
     async def aclose(self) -> None:

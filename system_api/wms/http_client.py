@@ -24,6 +24,7 @@ from contracts.wms import (
 )
 from gateway_infra.auth.client_token import ClientCredentials
 from gateway_infra.problems import NOT_FOUND, ProblemError
+from gateway_infra.resilience import CircuitBreaker
 from system_api.errors import (
     BackendRejected,
     DocumentNotFound,
@@ -73,6 +74,7 @@ class HttpWmsClient:
         attempts: int = 3,
         credentials: ClientCredentials | None = None,
         client: httpx.AsyncClient | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._transport = SystemApiTransport(
             base_url.rstrip("/") + "/wms/v1",
@@ -80,6 +82,7 @@ class HttpWmsClient:
             attempts=attempts,
             credentials=credentials,
             client=client,
+            breaker=breaker,
         )
         self._request = self._transport.request
 
