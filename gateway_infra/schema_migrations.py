@@ -25,8 +25,9 @@ def alembic_config(metadata: Sequence[MetaData] | None = None) -> Config:
     return config
 
 
-def upgrade(database: Database, revision: str = "head") -> None:
-    """Apply migrations up to revision (all by default)."""
+def upgrade(database: Database, revision: str = "heads") -> None:
+    """Apply migrations up to revision (all by default, on every branch: features developed
+    side by side may each add a migration after the same parent until a merge joins them)."""
     config = alembic_config()
     with database.engine.begin() as conn:
         config.attributes["connection"] = conn
