@@ -403,6 +403,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
                 edge=edge,
                 orders=gateway.orders,
                 inventory=gateway.inventory,
+                shipments=gateway.fulfilment,
                 events=gateway.events,
             ),
         )

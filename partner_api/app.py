@@ -19,8 +19,10 @@ from partner_api.edge import IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY_SCHEMA, EdgeSer
 from partner_api.events import build_events_router
 from partner_api.inventory import build_inventory_router
 from partner_api.orders import build_orders_router
-from partner_api.v1.schemas import V1Inventory, V1Orders
-from partner_api.v2.schemas import V2Inventory, V2Orders
+from partner_api.shipments import build_shipments_router
+from partner_api.v1.schemas import V1Inventory, V1Orders, V1Shipments
+from partner_api.v2.schemas import V2Inventory, V2Orders, V2Shipments
+from process_api.fulfilment.port import ShipmentsPort
 from process_api.inventory.port import InventoryPort
 from process_api.order_to_cash.port import OrdersPort
 
@@ -28,6 +30,7 @@ Version = Literal["v1", "v2"]
 MIGRATION_NOTE = Path(__file__).parent / "migration-v1-to-v2.md"
 REPRESENTATIONS: dict[str, Any] = {"v1": V1Orders(), "v2": V2Orders()}
 INVENTORY_REPRESENTATIONS: dict[str, Any] = {"v1": V1Inventory(), "v2": V2Inventory()}
+SHIPMENT_REPRESENTATIONS: dict[str, Any] = {"v1": V1Shipments(), "v2": V2Shipments()}
 
 
 def create_partner_app(
@@ -39,6 +42,7 @@ def create_partner_app(
     orders: OrdersPort,
     inventory: InventoryPort,
     events: EventFeed,
+    shipments: ShipmentsPort,
 ) -> FastAPI:
     """Build one version of the partner API; runs alone or mounted at /partner/<version>."""
     representation = REPRESENTATIONS[version]
@@ -47,8 +51,8 @@ def create_partner_app(
         title=f"Retail Sync Gateway: partner API {version}",
         version=f"{version.lstrip('v')}.0.0",
         summary=(
-            "Endpoints marketplaces call to submit orders, read their state and read the "
-            "availability of their channel."
+            "Endpoints marketplaces call to submit orders, read their state and shipments, and "
+            "read the availability of their channel."
         ),
         description=(
             "Authenticate with OAuth2 client credentials at /oauth/token. Every state-changing "
@@ -71,9 +75,11 @@ def create_partner_app(
     app.state.orders = orders
     app.state.inventory = inventory
     app.state.events = events
+    app.state.shipments = shipments
     app.include_router(build_orders_router(representation))
     app.include_router(build_inventory_router(INVENTORY_REPRESENTATIONS[version]))
     app.include_router(build_events_router())
+    app.include_router(build_shipments_router(SHIPMENT_REPRESENTATIONS[version]))
     app.add_middleware(StateHeadersMiddleware)
     if version == "v1":
         app.add_middleware(

@@ -17,6 +17,8 @@ from contracts import (
     OrderLine,
     OrderStatus,
     OrderSubmission,
+    Shipment,
+    ShipmentLine,
 )
 from contracts.common import ContractModel, CurrencyCode, Identifier, Sku, UtcDateTime
 from contracts.order import MAX_ORDER_LINES
@@ -119,5 +121,51 @@ class V1Inventory:
             items=[
                 V1Availability(sku=entry.sku, quantity=entry.available, as_of=entry.as_of)
                 for entry in entries
+            ]
+        )
+
+
+class V1Package(ContractModel):
+    """One parcel of the order handed to a carrier, with its tracking and contents."""
+
+    order_id: Identifier
+    shipment_id: Identifier | None = Field(
+        description="The shipment the parcel left the warehouse with."
+    )
+    package_reference: str = Field(description="The warehouse's reference of the parcel.")
+    carrier: str = Field(description="Carrier code as the warehouse reported it, e.g. dhl.")
+    tracking_number: str = Field(description="The carrier's tracking number.")
+    warehouse: str = Field(description="The warehouse it was shipped from.")
+    shipped_at: UtcDateTime = Field(description="When the shipment left the warehouse (UTC).")
+    lines: list[ShipmentLine] = Field(description="Units of each order line in the parcel.")
+
+
+class V1PackageList(ContractModel):
+    """Every parcel of the order the warehouse has confirmed, oldest shipment first; empty
+    while nothing has shipped."""
+
+    items: list[V1Package]
+
+
+class V1Shipments:
+    """canonical shipments -> v1: one flat list of packages."""
+
+    response_model = V1PackageList
+
+    def from_shipments(self, order: Order, shipments: Sequence[Shipment]) -> V1PackageList:
+        return V1PackageList(
+            items=[
+                V1Package(
+                    order_id=order.order_id,
+                    shipment_id=shipment.shipment_id,
+                    package_reference=package.package_reference,
+                    carrier=package.carrier,
+                    tracking_number=package.tracking_number,
+                    warehouse=shipment.warehouse,
+                    shipped_at=shipment.shipped_at,
+                    lines=package.lines,
+                )
+                for shipment in shipments
+                for package in shipment.packages
             ]
         )

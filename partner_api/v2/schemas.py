@@ -18,6 +18,8 @@ from contracts import (
     OrderLine,
     OrderStatus,
     OrderSubmission,
+    Package,
+    Shipment,
 )
 from contracts.common import (
     ContractModel,
@@ -231,5 +233,88 @@ class V2Inventory:
                     published_at=entry.published_at,
                 )
                 for entry in entries
+            ]
+        )
+
+
+class V2ShippedLine(ContractModel):
+    """Units of one order line shipped."""
+
+    line_id: LineId = Field(description="The order line, as submitted.")
+    sku: Sku
+    shipped_quantity: int = Field(gt=0)
+
+
+class V2Package(ContractModel):
+    """One parcel handed to a carrier."""
+
+    package_reference: str = Field(description="The warehouse's reference of the parcel.")
+    carrier: str = Field(description="Carrier code as the warehouse reported it, e.g. dhl.")
+    tracking_number: str = Field(
+        description="The carrier's tracking number, unchanged (no spaces added or removed)."
+    )
+    lines: list[V2ShippedLine] = Field(description="Units of each order line in the parcel.")
+
+
+class V2Shipment(ContractModel):
+    """A shipment of (part of) the order from one warehouse, with its parcels."""
+
+    shipment_id: Identifier | None
+    order_id: Identifier
+    channel_order_id: Identifier = Field(description="The order's id in the marketplace.")
+    warehouse: str = Field(description="The warehouse it was shipped from.")
+    shipped_at: UtcDateTime = Field(description="When the goods left the warehouse (UTC).")
+    lines: list[V2ShippedLine] = Field(
+        description="Units of each order line in the shipment: the sum over its packages."
+    )
+    packages: list[V2Package]
+
+
+class V2ShipmentList(ContractModel):
+    """The order's shipments the warehouse has confirmed, oldest first; empty while nothing has
+    shipped."""
+
+    items: list[V2Shipment]
+
+
+def _lines(packages: Sequence[Package]) -> list[V2ShippedLine]:
+    """Units per order line over the packages, lines in the order first shipped."""
+    totals: dict[str, tuple[str, int]] = {}
+    for package in packages:
+        for item in package.lines:
+            sku, units = totals.get(item.line_id, (item.sku, 0))
+            totals[item.line_id] = (sku, units + item.quantity)
+    return [
+        V2ShippedLine(line_id=line_id, sku=sku, shipped_quantity=units)
+        for line_id, (sku, units) in totals.items()
+    ]
+
+
+class V2Shipments:
+    """canonical shipments -> v2: shipments with their packages."""
+
+    response_model = V2ShipmentList
+
+    def from_shipments(self, order: Order, shipments: Sequence[Shipment]) -> V2ShipmentList:
+        return V2ShipmentList(
+            items=[
+                V2Shipment(
+                    shipment_id=shipment.shipment_id,
+                    order_id=order.order_id,
+                    channel_order_id=order.channel_order_id,
+                    warehouse=shipment.warehouse,
+                    shipped_at=shipment.shipped_at,
+                    lines=_lines(shipment.packages),
+                    packages=[
+                        V2Package(
+                            package_reference=package.package_reference,
+                            carrier=package.carrier,
+                            tracking_number=package.tracking_number,
+                            lines=_lines([package]),
+                        )
+                        for package in shipment.packages
+                    ],
+                )
+                for shipment in shipments
             ]
         )

@@ -90,6 +90,7 @@ def _layer_apps(gateway: Gateway) -> dict[str, Callable[[], FastAPI]]:
                 edge=edge,
                 orders=gateway.orders,
                 inventory=gateway.inventory,
+                shipments=gateway.fulfilment,
                 events=gateway.events,
             )
             for version in ("v1", "v2")
