@@ -42,6 +42,7 @@ from process_api.fulfilment.models import (
     PackageState,
     Reconciliation,
     Release,
+    clip,
     package_lines,
     same_contents,
 )
@@ -231,7 +232,7 @@ class FulfilmentService:
     def _release_refused(self, uow: UnitOfWork, order: Order, exc: ProblemError) -> None:
         """Forget the release request (it can be asked again once fixed) and tell a person."""
         self._drop_release(uow, order.order_id)
-        open_exception(
+        _open_exception(
             uow,
             workflow="fulfilment",
             code="release_refused",
@@ -262,7 +263,7 @@ class FulfilmentService:
         ):
             current = orders_repo.load_order(uow.conn, order_id)
             status = "unknown" if current is None else current.status.value
-            open_exception(
+            _open_exception(
                 uow,
                 workflow="fulfilment",
                 code="released_order_changed",
@@ -486,7 +487,7 @@ class FulfilmentService:
             )
             status = OrderStatus.SHIPPED
         elif status not in SHIPPABLE_STATES:
-            open_exception(
+            _open_exception(
                 uow,
                 workflow="fulfilment",
                 code="shipped_while_not_released",
@@ -572,7 +573,7 @@ class FulfilmentService:
     ) -> None:
         order = orders_repo.load_order(uow.conn, order_id)
         self._forget_pending(uow, order_id, references)
-        open_exception(
+        _open_exception(
             uow,
             workflow="fulfilment",
             code="shipment_refused",
@@ -772,7 +773,7 @@ class FulfilmentService:
 
         def escalate(uow: UnitOfWork) -> None:
             order = orders_repo.load_order(uow.conn, order_id)
-            open_exception(
+            _open_exception(
                 uow,
                 workflow=what[0],
                 code=what[1],
@@ -787,6 +788,11 @@ class FulfilmentService:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _open_exception(uow: UnitOfWork, *, detail: str, **fields: Any) -> str:
+    """Open an exception for a person; details quoting backends are kept readable in length."""
+    return open_exception(uow, detail=clip(detail), **fields)
 
 
 def _lock_order(conn: Connection, order_id: str) -> Order:
@@ -890,7 +896,7 @@ def _schedule_invoice(uow: UnitOfWork, order_id: str) -> None:
 
 def _invoice_refused(uow: UnitOfWork, order_id: str, exc: ProblemError) -> None:
     order = orders_repo.load_order(uow.conn, order_id)
-    open_exception(
+    _open_exception(
         uow,
         workflow="invoicing",
         code="invoice_refused",

@@ -24,6 +24,7 @@ from process_api.fulfilment.models import (
     MismatchCode,
     ReconciledLine,
     Reconciliation,
+    clip,
 )
 from process_api.fulfilment.repository import invoiced_total, refunded_total
 from process_api.order_to_cash import repository as orders_repo
@@ -257,10 +258,10 @@ def _reconcile_line(
             subject=(
                 f"order/{order.order_id}"
                 if order is not None
-                else f"settlement/{report.channel}/{report.payout_id}/{position}"
+                else _line_subject(report.channel, report.payout_id, position)
             ),
             channel=report.channel,
-            detail=f"payout {report.payout_id}, line {position}: {verdict.detail}",
+            detail=clip(f"payout {report.payout_id}, line {position}: {verdict.detail}"),
             money_at_risk=(
                 None
                 if verdict.at_risk is None
@@ -286,6 +287,16 @@ def _reconcile_line(
         "detail": verdict.detail,
         "exception_id": exception_id,
     }
+
+
+def _line_subject(channel: str, payout_id: str, position: int) -> str:
+    """The subject of a line whose order is unknown; a long payout id is named by its digest,
+    so the subject stays within what exception records hold (200 characters)."""
+    subject = f"settlement/{channel}/{payout_id}/{position}"
+    if len(subject) <= 200:
+        return subject
+    digest = hashlib.sha256(payout_id.encode()).hexdigest()[:32]
+    return f"settlement/{channel}/sha256:{digest}/{position}"
 
 
 def load_reconciliation(conn: Connection, channel: str, payout_id: str) -> Reconciliation | None:

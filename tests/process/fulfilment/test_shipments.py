@@ -3,6 +3,7 @@ consuming the reservation, confirmed with the WMS."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import httpx
@@ -10,6 +11,7 @@ import httpx
 from contracts.wms import AdjustmentReason, StockAdjustmentRequest
 from gateway import Gateway
 from gateway_infra.clock import ManualClock
+from process_api.exceptions import list_exceptions
 from tests.process.fulfilment.support import (
     WAREHOUSE,
     Outage,
@@ -281,4 +283,61 @@ async def test_a_package_the_warehouse_refuses_is_not_recorded(
     assert refused.json()["type"] == "/problems/invalid-document-state"
     found = (await client.get(f"/process/v1/orders/{order_id}/shipments")).json()
     assert found["pending_packages"] == [] and found["shipments"] == []
+    assert (await gateway.inventory.position(RED)).reserved == 3
+
+
+async def test_concurrent_packages_never_ship_more_than_ordered(
+    gateway: Gateway, client: httpx.AsyncClient
+) -> None:
+    order_id = await released_order(client, "SHIP-12", *two_lines())
+
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                f"/process/v1/orders/{order_id}/shipments",
+                json=shipment(order_id, package(f"PKG-{n}", ("1", RED, 2))),
+            )
+            for n in range(4)
+        )
+    )
+
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409]
+    found = (await client.get(f"/process/v1/orders/{order_id}/shipments")).json()
+    assert found["shipped"] == {"1": 2}
+    after = await gateway.inventory.position(RED)
+    assert (after.on_hand, after.reserved) == (98, 1)
+
+
+async def test_packages_the_warehouse_refuses_after_an_outage_open_an_exception(
+    gateway: Gateway, client: httpx.AsyncClient, clock: ManualClock, wms_outage: Outage
+) -> None:
+    order_id = await released_order(client, "SHIP-13", *two_lines())
+    wms_outage.down = True
+    deferred = await client.post(
+        f"/process/v1/orders/{order_id}/shipments",
+        json=shipment(order_id, package("PKG-1", ("1", RED, 3))),
+    )
+    assert deferred.status_code == 202
+    await gateway.embedded_wms.adjust_stock(
+        StockAdjustmentRequest(
+            sku=RED,
+            warehouse=WAREHOUSE,
+            reason=AdjustmentReason.CYCLE_COUNT,
+            reference="count-2",
+            counted=1,
+        )
+    )
+
+    wms_outage.down = False
+    clock.advance(timedelta(minutes=1))
+    assert await gateway.scheduler.run_due() == 1
+
+    found = (await client.get(f"/process/v1/orders/{order_id}/shipments")).json()
+    assert found["pending_packages"] == [] and found["shipments"] == []
+    assert found["order_status"] == "released"
+    [exception] = await gateway.store.read(
+        lambda conn: list_exceptions(conn, workflow="fulfilment", subject=f"order/{order_id}")
+    )
+    assert exception.code == "shipment_refused"
+    assert "PKG-1" in exception.detail
     assert (await gateway.inventory.position(RED)).reserved == 3
