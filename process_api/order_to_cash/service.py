@@ -518,7 +518,7 @@ class OrderService:
                 ORDER_NOT_CANCELLABLE,
                 f"order {order_id} is {order.status.value}; only orders not yet shipped can be "
                 "cancelled",
-                status=order.status.value,
+                order_status=order.status.value,
             )
         repo.move_order(
             uow, order_id, order.status, OrderStatus.CANCELLED, actor=actor, reason=reason

@@ -99,7 +99,9 @@ async def test_a_rejected_order_cannot_be_cancelled(
     response = await client.post(f"/process/v1/orders/{order_id}/cancel")
 
     assert response.status_code == 409
-    assert response.json()["type"] == "/problems/order-not-cancellable"
+    problem = response.json()
+    assert problem["type"] == "/problems/order-not-cancellable"
+    assert (problem["status"], problem["order_status"]) == (409, "rejected")
 
 
 async def test_cancelling_an_unknown_order_is_not_found(client: httpx.AsyncClient) -> None:
