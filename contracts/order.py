@@ -189,6 +189,10 @@ class Order(ContractModel):
     rejections: list[LineRejection] = Field(
         default_factory=list, description="Lines that were rejected, with reasons."
     )
+    shipped_quantities: dict[LineId, int] = Field(
+        default_factory=dict,
+        description="Units the warehouse confirmed shipped, per line id (absent: none yet).",
+    )
 
     @model_validator(mode="after")
     def _order_is_consistent(self) -> Self:

@@ -135,9 +135,18 @@ _LINE_STATUS = {
 }
 
 
-def _line(line: OrderLine, status: LineStatus) -> V2OrderLine:
+def _line(line: OrderLine, status: LineStatus, shipped: int) -> V2OrderLine:
+    """A line of an order in this status with shipped units confirmed by the warehouse: those
+    count as shipped, the rest keep the order's line status."""
     counts = dict.fromkeys(LineStatus, 0)
-    counts[status] = line.quantity
+    shipped = min(shipped, line.quantity)
+    if status in (LineStatus.ACKNOWLEDGED, LineStatus.SHIPPED):
+        counts[LineStatus.SHIPPED] = shipped
+        left = line.quantity - shipped
+        status = LineStatus.SHIPPED if left == 0 else LineStatus.ACKNOWLEDGED
+        counts[LineStatus.ACKNOWLEDGED] += left
+    else:
+        counts[status] = line.quantity
     return V2OrderLine(
         line_id=line.line_id,
         sku=line.sku,
@@ -180,7 +189,10 @@ class V2Orders:
             channel_order_id=order.channel_order_id,
             status=order.status,
             currency=order.currency,
-            lines=[_line(line, status) for line in order.lines],
+            lines=[
+                _line(line, status, order.shipped_quantities.get(line.line_id, 0))
+                for line in order.lines
+            ],
             total=MinorMoney.of(order.total),
             created_at=order.created_at,
             updated_at=order.updated_at,

@@ -23,7 +23,14 @@ from contracts import (
     order_total,
 )
 from gateway_infra.unit_of_work import UnitOfWork
-from process_api.tables import order_history, order_lines, order_rejections, orders
+from process_api.fulfilment.models import PackageState
+from process_api.tables import (
+    order_history,
+    order_lines,
+    order_rejections,
+    orders,
+    shipment_packages,
+)
 
 
 def new_order_id() -> str:
@@ -219,15 +226,32 @@ def _load_full(conn: Connection, headers: Sequence[Row[Any]]) -> list[Order]:
             .order_by(order_rejections.c.order_id, order_rejections.c.line_id)
         ).all()
     )
+    shipped = _shipped_per_line(conn, ids)
     return [
         _to_order(
             h,
             lines.get(h.order_id, []),
             history.get(h.order_id, []),
             rejections.get(h.order_id, []),
+            shipped.get(h.order_id, {}),
         )
         for h in headers
     ]
+
+
+def _shipped_per_line(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Units in packages the warehouse confirmed, per order and line."""
+    shipped: dict[str, dict[str, int]] = {}
+    for package in conn.execute(
+        select(shipment_packages.c.order_id, shipment_packages.c.lines).where(
+            shipment_packages.c.order_id.in_(ids),
+            shipment_packages.c.state == PackageState.CONFIRMED.value,
+        )
+    ):
+        per_line = shipped.setdefault(package.order_id, {})
+        for line in package.lines:
+            per_line[line["line_id"]] = per_line.get(line["line_id"], 0) + int(line["quantity"])
+    return shipped
 
 
 def _grouped(rows: Sequence[Row[Any]]) -> dict[str, list[Row[Any]]]:
@@ -242,6 +266,7 @@ def _to_order(
     lines: Sequence[Row[Any]],
     history: Sequence[Row[Any]],
     rejections: Sequence[Row[Any]],
+    shipped: dict[str, int],
 ) -> Order:
     currency = header.currency
     return Order(
@@ -282,6 +307,7 @@ def _to_order(
             LineRejection(line_id=r.line_id, reason=RejectionReason(r.reason), detail=r.detail)
             for r in rejections
         ],
+        shipped_quantities=shipped,
     )
 
 

@@ -369,3 +369,27 @@ async def test_the_operation_documents_every_answer(
     (parameter,) = [p for p in operation["parameters"] if p["name"] == "order_id"]
     assert parameter["in"] == "query"
     assert parameter["required"] is True
+
+
+async def test_v2_order_lines_count_the_units_shipped_so_far(
+    gateway: Gateway, webshop: Caller
+) -> None:
+    order_id = await released_order(gateway, webshop, "W-SHP-LINES")
+
+    await ship_partially(gateway, order_id)
+    partial = (await webshop.http.get(f"/partner/v2/orders/{order_id}")).json()
+    await ship_the_rest(gateway, order_id)
+    full = (await webshop.http.get(f"/partner/v2/orders/{order_id}")).json()
+
+    red, blue = partial["lines"]
+    assert partial["status"] == "partially_shipped"
+    assert (red["status"], red["quantities"]["shipped"], red["quantities"]["acknowledged"]) == (
+        "acknowledged",
+        2,
+        1,
+    )
+    assert (blue["status"], blue["quantities"]["shipped"]) == ("acknowledged", 0)
+    assert [(line["status"], line["quantities"]["shipped"]) for line in full["lines"]] == [
+        ("shipped", 3),
+        ("shipped", 1),
+    ]
