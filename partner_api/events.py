@@ -21,7 +21,6 @@ PARTNER_EVENT_TYPES: tuple[str, ...] = (
     "order.rejected",
     "order.cancelled",
     "order.released",
-    "order.partially_shipped",
     "order.shipped",
     "order.invoiced",
     "order.settled",

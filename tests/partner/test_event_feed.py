@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateway import Gateway
+from partner_api.events import PARTNER_EVENT_TYPES
 from tests.factories import seed_products
 from tests.partner.conftest import Caller
 from tests.partner.test_partner_orders import key, v1_order, v2_order
@@ -94,3 +97,15 @@ async def test_reading_events_needs_the_events_scope(read_only: Caller) -> None:
 
     assert response.status_code == 403
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_every_event_type_offered_to_partners_is_one_the_gateway_emits() -> None:
+    sources = "\n".join(
+        path.read_text()
+        for package in ("process_api", "system_api", "gateway_infra")
+        for path in (Path(__file__).parents[2] / package).rglob("*.py")
+    )
+
+    never_emitted = [t for t in PARTNER_EVENT_TYPES if f'"{t}"' not in sources]
+
+    assert never_emitted == []
