@@ -57,6 +57,7 @@ from process_api.exceptions.service import ExceptionQueue
 from process_api.fulfilment.service import FulfilmentService
 from process_api.inventory.service import InventoryService
 from process_api.order_to_cash.service import OrderService
+from process_api.pricing.service import PricingService
 from process_api.tables import metadata as process_metadata
 from system_api.app import create_system_app
 from system_api.backends.tryton.erp import TrytonErp
@@ -107,6 +108,7 @@ class Gateway:
     orders: OrderService
     inventory: InventoryService
     fulfilment: FulfilmentService
+    pricing: PricingService
     channels: ChannelProfiles
     channel_profiles_config: tuple[ChannelProfile, ...]
     idempotency_purge: IdempotencyPurge
@@ -229,6 +231,8 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
     orders.register_timers(scheduler)
     fulfilment = FulfilmentService(store, erp, wms, inventory)
     fulfilment.register_timers(scheduler)
+    pricing = PricingService(store, erp, channels)
+    pricing.register_timers(scheduler)
     purge = IdempotencyPurge(store, idempotency)
     purge.register(scheduler)
     sweep = inventory.sweep_job(timedelta(seconds=settings.availability_sweep_seconds))
@@ -256,6 +260,7 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         orders=orders,
         inventory=inventory,
         fulfilment=fulfilment,
+        pricing=pricing,
         channels=channels,
         channel_profiles_config=channel_profiles_config,
         idempotency_purge=purge,
@@ -386,6 +391,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
             inventory=gateway.inventory,
             exceptions=ExceptionQueue(gateway.store),
             fulfilment=gateway.fulfilment,
+            pricing=gateway.pricing,
         ),
     )
     edge = EdgeServices(

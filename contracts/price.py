@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 from contracts.common import ChannelCode, ContractModel, Identifier, Sku, UtcDateTime, ensure_utc
 from contracts.money import Money
 
-__all__ = ["Price", "Promotion"]
+__all__ = ["ChannelPrice", "Price", "Promotion"]
 
 
 class Promotion(ContractModel):
@@ -62,3 +62,29 @@ class Price(ContractModel):
         if not covering:
             return self.base_price
         return min(covering, key=lambda money: money.amount)
+
+
+class ChannelPrice(ContractModel):
+    """The price one channel charges for a SKU at one instant, from its published price book."""
+
+    sku: Sku = Field(description="Stock keeping unit.")
+    channel: ChannelCode = Field(description="The channel the price applies to.")
+    at: UtcDateTime = Field(description="The instant the price is for (UTC).")
+    price: Money | None = Field(
+        description=(
+            "Unit price at `at`: the promotion's price inside its [starts_at, ends_at) window, "
+            "else the base price; null when no published price book version lists the SKU."
+        )
+    )
+    base_price: Money | None = Field(
+        description="The ERP's base price in that version; null like price."
+    )
+    promotion: Promotion | None = Field(
+        default=None, description="The promotion that sets the price at `at`, if any."
+    )
+    book_id: Identifier | None = Field(
+        default=None, description="The price book the price comes from."
+    )
+    version: int | None = Field(
+        default=None, ge=1, description="The published version of that book in force at `at`."
+    )

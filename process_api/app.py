@@ -18,6 +18,8 @@ from process_api.inventory.routes import router as inventory_router
 from process_api.inventory.service import InventoryService
 from process_api.order_to_cash.routes import router as orders_router
 from process_api.order_to_cash.service import OrderService
+from process_api.pricing.routes import router as pricing_router
+from process_api.pricing.service import PricingService
 
 
 def create_process_app(
@@ -29,6 +31,7 @@ def create_process_app(
     inventory: InventoryService,
     exceptions: ExceptionQueue,
     fulfilment: FulfilmentService | None = None,
+    pricing: PricingService | None = None,
 ) -> FastAPI:
     """Build the process API with its services injected; runs alone or mounted at /process."""
     app = FastAPI(
@@ -44,6 +47,7 @@ def create_process_app(
     app.state.inventory = inventory
     app.state.exceptions = exceptions
     app.state.fulfilment = fulfilment
+    app.state.pricing = pricing
     app.state.auth = auth
     install_common_http(
         app,
@@ -56,5 +60,7 @@ def create_process_app(
     app.include_router(exceptions_router)
     if fulfilment is not None:
         app.include_router(fulfilment_router)
+    if pricing is not None:
+        app.include_router(pricing_router)
     install_openapi(app, token_url=f"{auth.verifier.issuer}/oauth/token")
     return app

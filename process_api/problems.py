@@ -26,3 +26,17 @@ NOTHING_TO_INVOICE = ProblemType("nothing-to-invoice", "The order has shipped no
 SETTLEMENT_CONFLICT = ProblemType(
     "settlement-conflict", "Another report with this payout id was imported before", 409
 )
+PRICE_RULES_VIOLATED = ProblemType(
+    "price-rules-violated", "The prices break the channel's price rules", 422
+)
+PRICE_BOOK_VERSION_PUBLISHED = ProblemType(
+    "price-book-version-published",
+    "A published price book version never changes; create a new version",
+    409,
+)
+PRICE_BOOK_EXISTS = ProblemType(
+    "price-book-exists", "The channel already has a price book in this currency", 409
+)
+PRICE_BOOK_DRAFT_OPEN = ProblemType(
+    "price-book-draft-open", "The price book already has a draft version", 409
+)

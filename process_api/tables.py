@@ -278,3 +278,99 @@ settlement_lines = Table(
     ),
     Index("ix_proc_settlement_lines_order_id", "order_id"),
 )
+
+# ---------------------------------------------------------------- price books
+
+price_books = Table(
+    "proc_price_books",
+    metadata,
+    Column("book_id", String(40), primary_key=True),
+    Column("channel", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    UniqueConstraint("channel", "currency", name="uq_proc_price_books_channel_currency"),
+)
+
+price_book_versions = Table(
+    "proc_price_book_versions",
+    metadata,
+    Column("book_id", String(40), ForeignKey("proc_price_books.book_id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    # draft: editable; published: immutable (database triggers refuse any change to it).
+    Column("status", String(16), nullable=False),
+    # The book's id while the version is a draft: one open draft per book.
+    Column("draft_key", String(40), nullable=True),
+    Column("based_on", Integer, nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("published_at", UtcDateTime(), nullable=True),
+    Column("published_by", String(128), nullable=True),
+    UniqueConstraint("draft_key", name="uq_proc_price_book_versions_draft_key"),
+    CheckConstraint(
+        "(status = 'draft' AND draft_key IS NOT NULL AND published_at IS NULL)"
+        " OR (status = 'published' AND draft_key IS NULL AND published_at IS NOT NULL)",
+        name="draft_or_published",
+    ),
+)
+
+price_entries = Table(
+    "proc_price_entries",
+    metadata,
+    Column("book_id", String(40), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("sku", String(64), primary_key=True),
+    # Taken from the ERP's item master (list price), never typed in by a caller.
+    Column("base_price", MoneyAmount(), nullable=False),
+    Column("base_price_read_at", UtcDateTime(), nullable=False),
+    Column("floor_price", MoneyAmount(), nullable=True),
+    Column("unit_cost", MoneyAmount(), nullable=True),
+    ForeignKeyConstraint(
+        ["book_id", "version"],
+        ["proc_price_book_versions.book_id", "proc_price_book_versions.version"],
+        name="fk_proc_price_entries_version",
+    ),
+)
+
+price_promotions = Table(
+    "proc_price_promotions",
+    metadata,
+    Column("book_id", String(40), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("sku", String(64), primary_key=True),
+    Column("promotion_id", String(128), primary_key=True),
+    Column("price", MoneyAmount(), nullable=False),
+    Column("starts_at", UtcDateTime(), nullable=False),
+    Column("ends_at", UtcDateTime(), nullable=False),
+    ForeignKeyConstraint(
+        ["book_id", "version", "sku"],
+        ["proc_price_entries.book_id", "proc_price_entries.version", "proc_price_entries.sku"],
+        name="fk_proc_price_promotions_entry",
+    ),
+    CheckConstraint("ends_at > starts_at", name="window_not_empty"),
+)
+
+price_publications = Table(
+    "proc_price_publications",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("book_id", String(40), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("sku", String(64), nullable=False),
+    # base_price, promotion, promotion_withdrawn or entry_removed.
+    Column("change", String(24), nullable=False),
+    Column("promotion_id", String(128), nullable=True),
+    # When the change matters to shoppers, and when it is sent (that minus the lead time).
+    Column("effective_at", UtcDateTime(), nullable=False),
+    Column("due_at", UtcDateTime(), nullable=False),
+    # scheduled -> sent -> confirmed; scheduled -> cancelled when a later version replaces it.
+    Column("state", String(16), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("event_id", String(36), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=True),
+    Column("confirmed_at", UtcDateTime(), nullable=True),
+    Index("ix_proc_price_publications_channel_state", "channel", "state", "sku"),
+    Index("ix_proc_price_publications_promotion", "book_id", "sku", "promotion_id"),
+)

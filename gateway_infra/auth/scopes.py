@@ -29,6 +29,8 @@ PROCESS_SCOPES: dict[str, str] = {
     "process:exceptions:read": "Read the exception queue.",
     "process:settlements:read": "Read imported payout reports and their reconciliation.",
     "process:settlements:write": "Import channel payout reports for reconciliation.",
+    "process:prices:read": "Read price books, price publication status and live prices.",
+    "process:prices:write": "Edit and publish price books; confirm price publications.",
 }
 SYSTEM_SCOPES: dict[str, str] = {
     "system:erp:read": "Read ERP item master and documents.",
