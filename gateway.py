@@ -58,6 +58,7 @@ from process_api.fulfilment.service import FulfilmentService
 from process_api.inventory.service import InventoryService
 from process_api.order_to_cash.service import OrderService
 from process_api.pricing.service import PricingService
+from process_api.returns.service import ReturnsService
 from process_api.tables import metadata as process_metadata
 from system_api.app import create_system_app
 from system_api.backends.tryton.erp import TrytonErp
@@ -108,6 +109,7 @@ class Gateway:
     orders: OrderService
     inventory: InventoryService
     fulfilment: FulfilmentService
+    returns: ReturnsService
     pricing: PricingService
     channels: ChannelProfiles
     channel_profiles_config: tuple[ChannelProfile, ...]
@@ -231,6 +233,8 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
     orders.register_timers(scheduler)
     fulfilment = FulfilmentService(store, erp, wms, inventory)
     fulfilment.register_timers(scheduler)
+    returns = ReturnsService(store, erp, wms, inventory, profiles=channels.get)
+    returns.register_timers(scheduler)
     pricing = PricingService(store, erp, channels)
     pricing.register_timers(scheduler)
     purge = IdempotencyPurge(store, idempotency)
@@ -260,6 +264,7 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         orders=orders,
         inventory=inventory,
         fulfilment=fulfilment,
+        returns=returns,
         pricing=pricing,
         channels=channels,
         channel_profiles_config=channel_profiles_config,
@@ -391,6 +396,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
             inventory=gateway.inventory,
             exceptions=ExceptionQueue(gateway.store),
             fulfilment=gateway.fulfilment,
+            returns=gateway.returns,
             pricing=gateway.pricing,
         ),
     )

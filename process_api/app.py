@@ -20,6 +20,8 @@ from process_api.order_to_cash.routes import router as orders_router
 from process_api.order_to_cash.service import OrderService
 from process_api.pricing.routes import router as pricing_router
 from process_api.pricing.service import PricingService
+from process_api.returns.routes import router as returns_router
+from process_api.returns.service import ReturnsService
 
 
 def create_process_app(
@@ -32,6 +34,7 @@ def create_process_app(
     exceptions: ExceptionQueue,
     fulfilment: FulfilmentService | None = None,
     pricing: PricingService | None = None,
+    returns: ReturnsService | None = None,
 ) -> FastAPI:
     """Build the process API with its services injected; runs alone or mounted at /process."""
     app = FastAPI(
@@ -48,6 +51,7 @@ def create_process_app(
     app.state.exceptions = exceptions
     app.state.fulfilment = fulfilment
     app.state.pricing = pricing
+    app.state.returns = returns
     app.state.auth = auth
     install_common_http(
         app,
@@ -62,5 +66,7 @@ def create_process_app(
         app.include_router(fulfilment_router)
     if pricing is not None:
         app.include_router(pricing_router)
+    if returns is not None:
+        app.include_router(returns_router)
     install_openapi(app, token_url=f"{auth.verifier.issuer}/oauth/token")
     return app

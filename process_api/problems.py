@@ -40,3 +40,10 @@ PRICE_BOOK_EXISTS = ProblemType(
 PRICE_BOOK_DRAFT_OPEN = ProblemType(
     "price-book-draft-open", "The price book already has a draft version", 409
 )
+RETURN_REFUSED = ProblemType("return-refused", "The return was refused", 409)
+RETURN_CONFLICT = ProblemType(
+    "return-conflict", "This channel return was requested before with other contents", 409
+)
+RETURN_STATE = ProblemType("return-state", "The return's status does not allow this", 409)
+RETURN_INVALID = ProblemType("return-invalid", "The request does not fit the return", 422)
+NOTHING_TO_REFUND = ProblemType("nothing-to-refund", "Nothing of the return is refundable", 409)

@@ -374,3 +374,91 @@ price_publications = Table(
     Index("ix_proc_price_publications_channel_state", "channel", "state", "sku"),
     Index("ix_proc_price_publications_promotion", "book_id", "sku", "promotion_id"),
 )
+
+# ---------------------------------------------------------------- returns and refunds
+
+returns = Table(
+    "proc_returns",
+    metadata,
+    Column("return_id", String(40), primary_key=True),
+    Column("order_id", String(40), ForeignKey("proc_orders.order_id"), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("channel_return_id", String(128), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("value", MoneyAmount(), nullable=False),
+    # [{"line_id", "code", "detail"}]: every reason a refused return was refused.
+    Column("refusals", JSON, nullable=False),
+    Column("warehouse", String(64), nullable=True),
+    # Steps recorded for the WMS and not confirmed by it yet (retried by a timer).
+    Column("pending_receipt", JSON, nullable=True),
+    Column("pending_inspection", JSON, nullable=True),
+    Column("receipt_id", String(128), nullable=True),
+    Column("received_at", UtcDateTime(), nullable=True),
+    Column("inspected_at", UtcDateTime(), nullable=True),
+    # Set when the channel refunded its customer on its own.
+    Column("channel_refund_id", String(128), nullable=True),
+    Column("channel_refund_amount", MoneyAmount(), nullable=True),
+    Column("channel_refunded_at", UtcDateTime(), nullable=True),
+    Column("origin_correlation_id", String(128), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("channel", "channel_return_id", name="uq_proc_returns_channel_return"),
+    Index("ix_proc_returns_order_id", "order_id"),
+    Index("ix_proc_returns_created_at", "created_at"),
+)
+
+return_lines = Table(
+    "proc_return_lines",
+    metadata,
+    Column("return_id", String(40), ForeignKey("proc_returns.return_id"), primary_key=True),
+    Column("line_id", String(64), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    # The order line's unit price (None for a line the order does not have: a refused return).
+    Column("unit_price", MoneyAmount(), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("refund_timing", String(24), nullable=True),
+    Column("quantity_received", Integer, nullable=True),
+    # [{"grade", "disposition", "quantity", "note"}] as the WMS recorded them.
+    Column("inspections", JSON, nullable=True),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+)
+
+return_history = Table(
+    "proc_return_history",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("return_id", String(40), ForeignKey("proc_returns.return_id"), nullable=False),
+    Column("from_status", String(24), nullable=True),
+    Column("to_status", String(24), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("correlation_id", String(128), nullable=True),
+    Column("reason", Text, nullable=True),
+    Index("ix_proc_return_history_return_id", "return_id", "id"),
+)
+
+return_refunds = Table(
+    "proc_return_refunds",
+    metadata,
+    Column("refund_id", String(64), primary_key=True),
+    Column("return_id", String(40), ForeignKey("proc_returns.return_id"), nullable=False),
+    Column("order_id", String(40), nullable=False),
+    # immediate, on_receipt, approved or channel: at most one of each per return.
+    Column("kind", String(16), nullable=False),
+    # awaiting_inspection, pending (credit note due) or posted.
+    Column("state", String(24), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", MoneyAmount(), nullable=False),
+    # [{"line_id", "quantity", "amount"}]
+    Column("lines", JSON, nullable=False),
+    # The ERP's credit notes: [{"credit_note_id", "invoice_id", "reference", "lines", "total"}].
+    Column("credit_notes", JSON, nullable=False),
+    Column("requested_by", String(128), nullable=False),
+    Column("requested_at", UtcDateTime(), nullable=False),
+    Column("posted_at", UtcDateTime(), nullable=True),
+    UniqueConstraint("return_id", "kind", name="uq_proc_return_refunds_kind"),
+    Index("ix_proc_return_refunds_order_id", "order_id"),
+)

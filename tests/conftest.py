@@ -339,8 +339,16 @@ class GatewayProcess:
                 time.sleep(0.1)
         raise RuntimeError(f"gateway did not answer in 30 s: {self.log_path.read_text()[-2000:]}")
 
+    def kill(self) -> None:
+        """SIGKILL: the process dies at once, mid-request, mid-transaction, mid-delivery."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
     def __exit__(self, *exc: object) -> None:
         assert self.process is not None
+        if self.process.poll() is not None:
+            return
         self.process.terminate()
         try:
             self.process.wait(timeout=15)

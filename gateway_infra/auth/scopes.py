@@ -29,6 +29,8 @@ PROCESS_SCOPES: dict[str, str] = {
     "process:exceptions:read": "Read the exception queue.",
     "process:settlements:read": "Read imported payout reports and their reconciliation.",
     "process:settlements:write": "Import channel payout reports for reconciliation.",
+    "process:returns:read": "Read returns, their refunds and the returns reconciliation.",
+    "process:returns:write": "Request, receive, inspect, refund and close returns.",
     "process:prices:read": "Read price books, price publication status and live prices.",
     "process:prices:write": "Edit and publish price books; confirm price publications.",
 }

@@ -80,6 +80,7 @@ def _layer_apps(gateway: Gateway) -> dict[str, Callable[[], FastAPI]]:
             channels=gateway.channels,
             inventory=gateway.inventory,
             exceptions=ExceptionQueue(gateway.store),
+            returns=gateway.returns,
         ),
         **{
             f"partner_{version}": partial(
