@@ -22,6 +22,7 @@ from contracts import (
 )
 from contracts.common import ContractModel, CurrencyCode, Identifier, Sku, UtcDateTime
 from contracts.order import MAX_ORDER_LINES
+from contracts.price import ChannelPrice, Promotion
 from partner_api.wire import check_minor_unit_precision, check_order_lines
 
 
@@ -167,5 +168,48 @@ class V1Shipments:
                 )
                 for shipment in shipments
                 for package in shipment.packages
+            ]
+        )
+
+
+class V1Price(ContractModel):
+    """The calling channel's price of one SKU at the instant asked."""
+
+    sku: Sku
+    at: UtcDateTime = Field(description="The instant the price is for (UTC).")
+    price: Money | None = Field(
+        description=(
+            "Unit price at `at`: the promotion's inside its window, else the base price; null "
+            "when the channel has no published price for the SKU."
+        )
+    )
+    base_price: Money | None = Field(description="The regular price; null like price.")
+    promotion: Promotion | None = Field(
+        description="The promotion that sets the price at `at`; null outside every window."
+    )
+
+
+class V1PriceList(ContractModel):
+    """One entry per SKU asked for, in the order asked."""
+
+    items: list[V1Price]
+
+
+class V1Prices:
+    """canonical channel prices -> v1."""
+
+    response_model = V1PriceList
+
+    def from_prices(self, prices: Sequence[ChannelPrice]) -> V1PriceList:
+        return V1PriceList(
+            items=[
+                V1Price(
+                    sku=p.sku,
+                    at=p.at,
+                    price=p.price,
+                    base_price=p.base_price,
+                    promotion=p.promotion,
+                )
+                for p in prices
             ]
         )

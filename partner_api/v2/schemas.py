@@ -31,6 +31,7 @@ from contracts.common import (
     UtcDateTime,
 )
 from contracts.order import MAX_ORDER_LINES
+from contracts.price import ChannelPrice
 from partner_api.wire import check_order_lines
 
 
@@ -328,5 +329,72 @@ class V2Shipments:
                     ],
                 )
                 for shipment in shipments
+            ]
+        )
+
+
+class V2Promotion(ContractModel):
+    """A promotional price for [starts_at, ends_at): from starts_at, until before ends_at."""
+
+    promotion_id: Identifier
+    price: MinorMoney
+    starts_at: UtcDateTime = Field(description="First instant it applies (inclusive, UTC).")
+    ends_at: UtcDateTime = Field(description="First instant it no longer applies (exclusive).")
+
+
+class V2Price(ContractModel):
+    """The calling channel's price of one SKU at the instant asked, in minor units."""
+
+    sku: Sku
+    at: UtcDateTime = Field(description="The instant the price is for (UTC).")
+    price: MinorMoney | None = Field(
+        description=(
+            "Unit price at `at`: the promotion's inside its window, else the base price; null "
+            "when the channel has no published price for the SKU."
+        )
+    )
+    base_price: MinorMoney | None = Field(description="The regular price; null like price.")
+    promotion: V2Promotion | None = Field(
+        description="The promotion that sets the price at `at`; null outside every window."
+    )
+    price_book_version: int | None = Field(
+        ge=1, description="The version of the channel's price book the price comes from."
+    )
+
+
+class V2PriceList(ContractModel):
+    """One entry per SKU asked for, in the order asked."""
+
+    items: list[V2Price]
+
+
+def _minor_or_none(money: Money | None) -> MinorMoney | None:
+    return None if money is None else MinorMoney.of(money)
+
+
+class V2Prices:
+    """canonical channel prices -> v2: money in minor units."""
+
+    response_model = V2PriceList
+
+    def from_prices(self, prices: Sequence[ChannelPrice]) -> V2PriceList:
+        return V2PriceList(
+            items=[
+                V2Price(
+                    sku=p.sku,
+                    at=p.at,
+                    price=_minor_or_none(p.price),
+                    base_price=_minor_or_none(p.base_price),
+                    promotion=None
+                    if p.promotion is None
+                    else V2Promotion(
+                        promotion_id=p.promotion.promotion_id,
+                        price=MinorMoney.of(p.promotion.price),
+                        starts_at=p.promotion.starts_at,
+                        ends_at=p.promotion.ends_at,
+                    ),
+                    price_book_version=p.version,
+                )
+                for p in prices
             ]
         )

@@ -18,9 +18,10 @@ class PricesPort(Protocol):
     """Prices as one sales channel sees them."""
 
     async def channel_prices(
-        self, channel: str, skus: Sequence[str], at: datetime
+        self, channel: str, skus: Sequence[str], at: datetime | None
     ) -> list[ChannelPrice]:
-        """The price of each SKU on the channel at `at` (timezone-aware): a promotion's price
+        """The price of each SKU on the channel at `at` (timezone-aware; None for now, by the
+        gateway's clock): a promotion's price
         inside its [starts_at, ends_at) window, else the base price, from the channel's price
         book version in force at that instant; one entry per distinct SKU, in the order asked.
 

@@ -533,14 +533,14 @@ class PricingService:
         self,
         channel: str,
         skus: Sequence[str],
-        at: datetime,
+        at: datetime | None,
         *,
         currency: str | None = None,
     ) -> list[ChannelPrice]:
         """PricesPort.channel_prices: the price of each SKU on the channel at `at`, from the
         version of its price book (in the channel profile's currency unless named) that was in
         force then; one entry per distinct SKU, in the order asked."""
-        at = ensure_utc(at)
+        at = self.store.clock.now() if at is None else ensure_utc(at)
         if currency is None:
             profile = await self.channels.get(channel)
             currency = None if profile is None else profile.currency

@@ -80,6 +80,7 @@ def _layer_apps(gateway: Gateway) -> dict[str, Callable[[], FastAPI]]:
             channels=gateway.channels,
             inventory=gateway.inventory,
             exceptions=ExceptionQueue(gateway.store),
+            pricing=gateway.pricing,
             returns=gateway.returns,
         ),
         **{
@@ -92,6 +93,7 @@ def _layer_apps(gateway: Gateway) -> dict[str, Callable[[], FastAPI]]:
                 orders=gateway.orders,
                 inventory=gateway.inventory,
                 shipments=gateway.fulfilment,
+                prices=gateway.pricing,
                 events=gateway.events,
             )
             for version in ("v1", "v2")
