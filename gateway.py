@@ -416,6 +416,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
                 orders=gateway.orders,
                 inventory=gateway.inventory,
                 shipments=gateway.fulfilment,
+                returns=gateway.returns,
                 prices=gateway.pricing,
                 events=gateway.events,
             ),

@@ -20,19 +20,22 @@ from partner_api.events import build_events_router
 from partner_api.inventory import build_inventory_router
 from partner_api.orders import build_orders_router
 from partner_api.prices import build_prices_router
+from partner_api.returns import build_returns_router
 from partner_api.shipments import build_shipments_router
-from partner_api.v1.schemas import V1Inventory, V1Orders, V1Prices, V1Shipments
-from partner_api.v2.schemas import V2Inventory, V2Orders, V2Prices, V2Shipments
+from partner_api.v1.schemas import V1Inventory, V1Orders, V1Prices, V1Returns, V1Shipments
+from partner_api.v2.schemas import V2Inventory, V2Orders, V2Prices, V2Returns, V2Shipments
 from process_api.fulfilment.port import ShipmentsPort
 from process_api.inventory.port import InventoryPort
 from process_api.order_to_cash.port import OrdersPort
 from process_api.pricing.port import PricesPort
+from process_api.returns.port import ReturnsPort
 
 Version = Literal["v1", "v2"]
 MIGRATION_NOTE = Path(__file__).parent / "migration-v1-to-v2.md"
 REPRESENTATIONS: dict[str, Any] = {"v1": V1Orders(), "v2": V2Orders()}
 INVENTORY_REPRESENTATIONS: dict[str, Any] = {"v1": V1Inventory(), "v2": V2Inventory()}
 SHIPMENT_REPRESENTATIONS: dict[str, Any] = {"v1": V1Shipments(), "v2": V2Shipments()}
+RETURN_REPRESENTATIONS: dict[str, Any] = {"v1": V1Returns(), "v2": V2Returns()}
 PRICE_REPRESENTATIONS: dict[str, Any] = {"v1": V1Prices(), "v2": V2Prices()}
 
 
@@ -46,6 +49,7 @@ def create_partner_app(
     inventory: InventoryPort,
     events: EventFeed,
     shipments: ShipmentsPort,
+    returns: ReturnsPort | None = None,
     prices: PricesPort | None = None,
 ) -> FastAPI:
     """Build one version of the partner API; runs alone or mounted at /partner/<version>."""
@@ -80,11 +84,14 @@ def create_partner_app(
     app.state.inventory = inventory
     app.state.events = events
     app.state.shipments = shipments
+    app.state.returns = returns
     app.state.prices = prices
     app.include_router(build_orders_router(representation))
     app.include_router(build_inventory_router(INVENTORY_REPRESENTATIONS[version]))
     app.include_router(build_events_router())
     app.include_router(build_shipments_router(SHIPMENT_REPRESENTATIONS[version]))
+    if returns is not None:
+        app.include_router(build_returns_router(RETURN_REPRESENTATIONS[version]))
     if prices is not None:
         app.include_router(build_prices_router(PRICE_REPRESENTATIONS[version]))
     app.add_middleware(StateHeadersMiddleware)

@@ -20,9 +20,20 @@ from contracts import (
     Shipment,
     ShipmentLine,
 )
-from contracts.common import ContractModel, CurrencyCode, Identifier, Sku, UtcDateTime
+from contracts.common import (
+    ContractModel,
+    CurrencyCode,
+    Identifier,
+    LineId,
+    Quantity,
+    Sku,
+    UtcDateTime,
+    ensure_unique,
+)
 from contracts.order import MAX_ORDER_LINES
 from contracts.price import ChannelPrice, Promotion
+from contracts.refund import RefundKind, RefundState
+from contracts.returns import ChannelRefund, Return, ReturnRefusal, ReturnStatus
 from partner_api.wire import check_minor_unit_precision, check_order_lines
 
 
@@ -212,4 +223,88 @@ class V1Prices:
                 )
                 for p in prices
             ]
+        )
+
+
+class V1ReturnLineIn(ContractModel):
+    """Units of one order line the customer sends back."""
+
+    line_id: LineId = Field(description="The order line, as submitted.")
+    sku: Sku
+    quantity: Quantity = Field(description="Units announced for return.")
+    reason: str = Field(min_length=1, max_length=500, description="The customer's reason.")
+
+
+class V1ReturnIn(ContractModel):
+    """A return the channel asks for, of one of its orders."""
+
+    order_id: Identifier = Field(description="The gateway's order id.")
+    channel_return_id: Identifier = Field(description="The return's id in the marketplace.")
+    lines: list[V1ReturnLineIn] = Field(min_length=1, max_length=MAX_ORDER_LINES)
+
+    @model_validator(mode="after")
+    def _unique_lines(self) -> Self:
+        ensure_unique((line.line_id for line in self.lines), "line_id")
+        return self
+
+
+class V1Refund(ContractModel):
+    """A refund of the return: ours (pay it to the customer once posted) or the channel's own."""
+
+    refund_id: Identifier
+    kind: RefundKind
+    state: RefundState
+    amount: Money
+    issued_at: UtcDateTime | None = Field(description="When the ERP credited it; null until then.")
+
+
+class V1Return(ContractModel):
+    """A return as v1 shows it to its channel."""
+
+    return_id: Identifier
+    order_id: Identifier
+    channel_return_id: Identifier | None
+    status: ReturnStatus
+    currency: CurrencyCode
+    lines: list[V1ReturnLineIn]
+    refusals: list[ReturnRefusal] = Field(default_factory=list)
+    refunds: list[V1Refund] = Field(default_factory=list)
+    channel_refund: ChannelRefund | None = None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+
+
+class V1Returns:
+    """v1 <-> canonical returns."""
+
+    request_model = V1ReturnIn
+    response_model = V1Return
+
+    def from_return(self, ret: Return) -> V1Return:
+        return V1Return(
+            return_id=ret.return_id,
+            order_id=ret.order_id,
+            channel_return_id=ret.channel_return_id,
+            status=ret.status,
+            currency=ret.currency,
+            lines=[
+                V1ReturnLineIn(
+                    line_id=line.line_id, sku=line.sku, quantity=line.quantity, reason=line.reason
+                )
+                for line in ret.lines
+            ],
+            refusals=ret.refusals,
+            refunds=[
+                V1Refund(
+                    refund_id=refund.refund_id,
+                    kind=refund.kind,
+                    state=refund.state,
+                    amount=refund.amount,
+                    issued_at=refund.issued_at,
+                )
+                for refund in ret.refunds
+            ],
+            channel_refund=ret.channel_refund,
+            created_at=ret.created_at,
+            updated_at=ret.updated_at,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from typing import Self
 
@@ -20,7 +21,9 @@ from contracts import (
     OrderSubmission,
     Package,
     Shipment,
+    minor_unit_exponent,
 )
+from contracts.channel import RefundTiming
 from contracts.common import (
     ContractModel,
     CurrencyCode,
@@ -29,9 +32,12 @@ from contracts.common import (
     Quantity,
     Sku,
     UtcDateTime,
+    ensure_unique,
 )
 from contracts.order import MAX_ORDER_LINES
 from contracts.price import ChannelPrice
+from contracts.refund import RefundKind, RefundState
+from contracts.returns import InspectionGrade, Return, ReturnRefusal, ReturnStatus
 from partner_api.wire import check_order_lines
 
 
@@ -397,4 +403,175 @@ class V2Prices:
                 )
                 for p in prices
             ]
+        )
+
+
+def _minor(money: Money) -> MinorMoney:
+    """Money in minor units, rounded half to even where it is finer (a refund shared out)."""
+    exponent = minor_unit_exponent(money.currency)
+    units = money.amount.scaleb(exponent).to_integral_value(rounding=ROUND_HALF_EVEN)
+    return MinorMoney(amount_minor=int(units), currency=money.currency)
+
+
+class V2ReturnLineIn(ContractModel):
+    """Units of one order line the customer sends back."""
+
+    line_id: LineId = Field(description="The order line, as submitted.")
+    sku: Sku
+    quantity: Quantity = Field(description="Units announced for return.")
+    reason: str = Field(min_length=1, max_length=500, description="The customer's reason.")
+
+
+class V2ReturnIn(ContractModel):
+    """A return the channel asks for, of one of its orders."""
+
+    order_id: Identifier = Field(description="The gateway's order id.")
+    channel_return_id: Identifier = Field(description="The return's id in the marketplace.")
+    lines: list[V2ReturnLineIn] = Field(min_length=1, max_length=MAX_ORDER_LINES)
+
+    @model_validator(mode="after")
+    def _unique_lines(self) -> Self:
+        ensure_unique((line.line_id for line in self.lines), "line_id")
+        return self
+
+
+class ReturnLineQuantities(ContractModel):
+    """Where the units of a return line stand."""
+
+    requested: int = Field(ge=0, description="Units announced for return.")
+    received: int = Field(ge=0, description="Units the warehouse received.")
+    resellable: int = Field(ge=0, description="Received units inspected as resellable.")
+    damaged: int = Field(ge=0, description="Received units inspected as damaged.")
+    missing: int = Field(ge=0, description="Units that never arrived or came as an empty box.")
+    refunded: int = Field(ge=0, description="Units our refunds credited (the channel's aside).")
+
+
+class V2ReturnLine(ContractModel):
+    line_id: LineId
+    sku: Sku
+    reason: str
+    unit_price: MinorMoney | None = Field(description="The order line's unit price.")
+    refund_timing: RefundTiming | None = Field(
+        description="When the line is refunded under the channel's policy; null when refused."
+    )
+    quantities: ReturnLineQuantities
+
+
+class V2RefundLine(ContractModel):
+    line_id: LineId
+    quantity: int = Field(ge=0)
+    amount: MinorMoney
+
+
+class V2Refund(ContractModel):
+    """A refund of the return: ours (pay it to the customer once posted) or the channel's own."""
+
+    refund_id: Identifier
+    kind: RefundKind
+    state: RefundState
+    amount: MinorMoney
+    lines: list[V2RefundLine]
+    issued_at: UtcDateTime | None = Field(description="When the ERP credited it; null until then.")
+
+
+class V2ChannelRefund(ContractModel):
+    channel_refund_id: Identifier
+    amount: MinorMoney
+    refunded_at: UtcDateTime
+
+
+class V2Return(ContractModel):
+    """A return as v2 shows it to its channel."""
+
+    return_id: Identifier
+    order_id: Identifier
+    channel_return_id: Identifier | None
+    status: ReturnStatus
+    currency: CurrencyCode
+    lines: list[V2ReturnLine]
+    value: MinorMoney = Field(description="Announced units at the order's prices.")
+    refunded: MinorMoney = Field(description="What our posted refunds credited so far.")
+    refusals: list[ReturnRefusal] = Field(default_factory=list)
+    refunds: list[V2Refund] = Field(default_factory=list)
+    channel_refund: V2ChannelRefund | None = None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+
+
+class V2Returns:
+    """v2 <-> canonical returns: money in minor units, quantities per line."""
+
+    request_model = V2ReturnIn
+    response_model = V2Return
+
+    def from_return(self, ret: Return) -> V2Return:
+        received = {r.line_id: r.quantity_received for r in ret.receipts}
+        ours = [r for r in ret.refunds if r.kind is not RefundKind.CHANNEL]
+        posted = [r for r in ours if r.state is RefundState.POSTED]
+
+        def graded(line_id: str, grade: InspectionGrade) -> int:
+            return sum(
+                i.quantity for i in ret.inspections if i.line_id == line_id and i.grade is grade
+            )
+
+        def refunded(line_id: str) -> int:
+            return sum(item.quantity for r in ours for item in r.lines if item.line_id == line_id)
+
+        lines = []
+        for line in ret.lines:
+            got = received.get(line.line_id, 0)
+            lines.append(
+                V2ReturnLine(
+                    line_id=line.line_id,
+                    sku=line.sku,
+                    reason=line.reason,
+                    unit_price=None if line.unit_price is None else _minor(line.unit_price),
+                    refund_timing=line.refund_timing,
+                    quantities=ReturnLineQuantities(
+                        requested=line.quantity,
+                        received=got,
+                        resellable=graded(line.line_id, InspectionGrade.RESELLABLE),
+                        damaged=graded(line.line_id, InspectionGrade.DAMAGED),
+                        missing=(line.quantity - got if line.line_id in received else 0)
+                        + graded(line.line_id, InspectionGrade.MISSING),
+                        refunded=refunded(line.line_id),
+                    ),
+                )
+            )
+        total = sum((r.amount.amount for r in posted), Decimal(0))
+        return V2Return(
+            return_id=ret.return_id,
+            order_id=ret.order_id,
+            channel_return_id=ret.channel_return_id,
+            status=ret.status,
+            currency=ret.currency,
+            lines=lines,
+            value=_minor(ret.value),
+            refunded=_minor(Money(amount=total, currency=ret.currency)),
+            refusals=ret.refusals,
+            refunds=[
+                V2Refund(
+                    refund_id=r.refund_id,
+                    kind=r.kind,
+                    state=r.state,
+                    amount=_minor(r.amount),
+                    lines=[
+                        V2RefundLine(
+                            line_id=item.line_id, quantity=item.quantity, amount=_minor(item.amount)
+                        )
+                        for item in r.lines
+                    ],
+                    issued_at=r.issued_at,
+                )
+                for r in ret.refunds
+            ],
+            channel_refund=None
+            if ret.channel_refund is None
+            else V2ChannelRefund(
+                channel_refund_id=ret.channel_refund.channel_refund_id,
+                amount=_minor(ret.channel_refund.amount),
+                refunded_at=ret.channel_refund.refunded_at,
+            ),
+            created_at=ret.created_at,
+            updated_at=ret.updated_at,
         )

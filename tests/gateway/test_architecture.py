@@ -93,6 +93,7 @@ def _layer_apps(gateway: Gateway) -> dict[str, Callable[[], FastAPI]]:
                 orders=gateway.orders,
                 inventory=gateway.inventory,
                 shipments=gateway.fulfilment,
+                returns=gateway.returns,
                 prices=gateway.pricing,
                 events=gateway.events,
             )
