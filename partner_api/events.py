@@ -26,6 +26,7 @@ PARTNER_EVENT_TYPES: tuple[str, ...] = (
     "order.settled",
     "shipment.recorded",
     "availability.changed",
+    "price.changed",
 )
 """Event types a channel's partner receives about its own orders and offers; everything else
 (reservations, exceptions, profile changes) stays inside the gateway."""
