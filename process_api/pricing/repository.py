@@ -424,21 +424,30 @@ def latest_promotion_publication(
     ).first()
 
 
-def confirm(conn: Connection, channel: str, skus: Sequence[str], confirmed_at: datetime) -> int:
-    """The channel shows what was sent to it for these SKUs at or before confirmed_at."""
-    confirmed = 0
+def confirm(
+    conn: Connection, channel: str, skus: Sequence[str], confirmed_at: datetime
+) -> list[tuple[str, str | None]]:
+    """The channel shows what was sent to it for these SKUs at or before confirmed_at; the
+    (SKU, promotion id or None) of each change it confirms."""
+    confirmed: list[tuple[str, str | None]] = []
     for chunk in chunked(sorted(set(skus))):
-        result = conn.execute(
-            update(publications)
-            .where(
-                publications.c.channel == channel,
-                publications.c.state == PublicationState.SENT.value,
-                publications.c.sku.in_(chunk),
-                publications.c.sent_at <= confirmed_at,
+        waiting = (
+            publications.c.channel == channel,
+            publications.c.state == PublicationState.SENT.value,
+            publications.c.sku.in_(chunk),
+            publications.c.sent_at <= confirmed_at,
+        )
+        confirmed.extend(
+            (row.sku, row.promotion_id)
+            for row in conn.execute(
+                select(publications.c.sku, publications.c.promotion_id).where(*waiting)
             )
+        )
+        conn.execute(
+            update(publications)
+            .where(*waiting)
             .values(state=PublicationState.CONFIRMED.value, confirmed_at=confirmed_at)
         )
-        confirmed += result.rowcount
     return confirmed
 
 

@@ -34,7 +34,7 @@ from gateway_infra.scheduler import DueTimer, RetryPolicy, Scheduler, cancel, sc
 from gateway_infra.unit_of_work import Store, UnitOfWork
 from process_api.channels import repository as channels_repo
 from process_api.channels.service import ChannelProfiles
-from process_api.exceptions import open_exception
+from process_api.exceptions import open_exception, resolve_exceptions
 from process_api.inventory.repository import chunked
 from process_api.pricing import repository as repo
 from process_api.pricing.errors import (
@@ -504,9 +504,20 @@ class PricingService:
         """The channel shows the changes sent to it for these SKUs at or before confirmed_at;
         how many sent changes that confirms."""
         chosen = sorted(set(skus))
-        return await self.store.write(
-            lambda uow: repo.confirm(uow.conn, channel, chosen, ensure_utc(confirmed_at))
-        )
+
+        def unit(uow: UnitOfWork) -> int:
+            confirmed = repo.confirm(uow.conn, channel, chosen, ensure_utc(confirmed_at))
+            for sku, promotion_id in confirmed:
+                if promotion_id is not None:
+                    resolve_exceptions(
+                        uow,
+                        subject=f"price/{channel}/{sku}/{promotion_id}"[:200],
+                        codes=[UNCONFIRMED],
+                        note="the channel confirmed the promotion",
+                    )
+            return len(confirmed)
+
+        return await self.store.write(unit)
 
     async def publication_status(self, channel: str) -> PublicationStatus:
         now = self.store.clock.now()

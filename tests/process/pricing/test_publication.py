@@ -158,6 +158,14 @@ async def test_a_promotion_the_channel_has_not_confirmed_at_its_start_is_an_exce
         "book_id": book_id,
         "version": "1",
     }
+    # The channel confirms it late: the exception resolves itself.
+    late = await client.post(
+        "/process/v1/price-publications/webshop/confirmations",
+        json={"skus": [MUG], "confirmed_at": (start + timedelta(hours=1)).isoformat()},
+    )
+    assert late.json() == {"confirmed": 1}
+    [resolved] = await pricing_exceptions(client)
+    assert resolved["status"] == "resolved"
 
 
 async def test_a_promotion_changed_or_withdrawn_before_it_was_sent_never_reaches_the_channel(
