@@ -35,6 +35,8 @@ from gateway_infra.auth.server import GatewayAuthorizationServer, create_oauth_r
 from gateway_infra.auth.tokens import TokenIssuer, TokenVerifier
 from gateway_infra.clock import Clock, SystemClock
 from gateway_infra.database import Database, normalise_url
+from gateway_infra.delivery import DeliveryPolicy, WebhookDelivery
+from gateway_infra.delivery.tables import metadata as delivery_metadata
 from gateway_infra.http import install_common_http
 from gateway_infra.logging import configure_logging
 from gateway_infra.outbox import EventFeed, Sequencer
@@ -47,12 +49,14 @@ from gateway_infra.throttle import Throttle
 from gateway_infra.unit_of_work import Store, UnitOfWork
 from partner_api.app import MIGRATION_NOTE, create_partner_app
 from partner_api.edge import EdgeServices
+from partner_api.events import PARTNER_EVENT_TYPES
 from partner_api.housekeeping import IdempotencyPurge
 from partner_api.idempotency import IdempotencyStore
 from partner_api.tables import metadata as partner_metadata
 from process_api.app import create_process_app
 from process_api.channels import ChannelProfiles, ChannelProfilesConfigError, load_profiles_config
 from process_api.channels.demo import DEMO_CHANNEL_PROFILES
+from process_api.deliveries import DeliveryOperations, open_endpoint_exception
 from process_api.exceptions.service import ExceptionQueue
 from process_api.fulfilment.service import FulfilmentService
 from process_api.inventory.service import InventoryService
@@ -76,6 +80,7 @@ from system_api.wms.port import WmsPort
 
 ALL_METADATA: tuple[MetaData, ...] = (
     infra_metadata,
+    delivery_metadata,
     system_metadata,
     process_metadata,
     partner_metadata,
@@ -117,6 +122,7 @@ class Gateway:
     availability_sweep: Recurring
     sequencer: Sequencer
     events: EventFeed
+    webhooks: WebhookDelivery
     closers: list[Callable[[], Any]] = field(default_factory=list)
 
     @property
@@ -242,6 +248,16 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
     sweep = inventory.sweep_job(timedelta(seconds=settings.availability_sweep_seconds))
     sweep.register(scheduler)
     channels.on_change(inventory.republish_channel)
+    # Partners receive the event types of the partner layer's feed, through webhooks too; an
+    # endpoint disabled for failing too long opens an exception in the same transaction.
+    webhooks = WebhookDelivery(
+        store,
+        box,
+        DeliveryPolicy.from_settings(settings),
+        allowed_types=PARTNER_EVENT_TYPES,
+        on_endpoint_disabled=open_endpoint_exception,
+    )
+    closers.append(webhooks.aclose)
     return Gateway(
         settings=settings,
         clock=clock,
@@ -272,6 +288,7 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         availability_sweep=sweep,
         sequencer=Sequencer(database, poll_seconds=settings.outbox_sequencer_poll_seconds),
         events=EventFeed(database),
+        webhooks=webhooks,
         closers=closers,
     )
 
@@ -326,6 +343,10 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
         await gateway.channels.seed(gateway.channel_profiles_config, actor="config")
         if run_background:
             tasks.append(asyncio.create_task(gateway.sequencer.run_forever()))
+        if run_background and settings.webhooks_enabled:
+            tasks.append(
+                asyncio.create_task(gateway.webhooks.run_forever(settings.webhook_poll_seconds))
+            )
         if run_background and settings.scheduler_enabled:
             tasks.append(
                 asyncio.create_task(gateway.scheduler.run_forever(settings.scheduler_poll_seconds))
@@ -398,6 +419,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
             fulfilment=gateway.fulfilment,
             returns=gateway.returns,
             pricing=gateway.pricing,
+            deliveries=DeliveryOperations(gateway.webhooks.admin),
         ),
     )
     edge = EdgeServices(

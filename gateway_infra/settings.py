@@ -244,6 +244,72 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="How long a claimed timer is reserved for its process."
     )
 
+    webhooks_enabled: bool = Field(
+        default=True,
+        description="Run the webhook relay and sender in this process (docs/webhooks.md).",
+    )
+    webhook_allow_loopback: bool = Field(
+        default=False,
+        description=(
+            "Allow webhook URLs on loopback addresses (and plain http to them): for tests and "
+            "local use only. Private, link-local, multicast and reserved addresses are always "
+            "refused."
+        ),
+    )
+    webhook_max_attempts: int = Field(
+        default=15, ge=1, le=100, description="Attempts of one webhook delivery before it is dead."
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Delay after a delivery's first failed attempt; doubles each time (jittered).",
+    )
+    webhook_retry_max_delay_seconds: float = Field(
+        default=7200.0, gt=0, description="Longest delay between two attempts of a delivery."
+    )
+    webhook_max_age_seconds: int = Field(
+        default=86400,
+        ge=60,
+        description="A delivery still failing this long after its first attempt is dead.",
+    )
+    webhook_disable_after_seconds: int = Field(
+        default=259200,
+        ge=60,
+        description=(
+            "An endpoint whose every attempt has failed for this long is disabled and an "
+            "exception is opened."
+        ),
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="Longest one webhook call may take, all included."
+    )
+    webhook_max_response_bytes: int = Field(
+        default=65536, ge=0, description="Bytes of a webhook response read; the rest is cut."
+    )
+    webhook_max_in_flight_per_endpoint: int = Field(
+        default=4, ge=1, le=64, description="Webhook calls in flight to one endpoint at once."
+    )
+    webhook_sender_concurrency: int = Field(
+        default=32, ge=1, le=1024, description="Webhook calls in flight per process at once."
+    )
+    webhook_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "How long a claimed delivery is reserved for its process; after a crash another "
+            "process sends it once this has passed. Longer than webhook_timeout_seconds."
+        ),
+    )
+    webhook_secret_overlap_seconds: int = Field(
+        default=86400,
+        ge=0,
+        le=604800,
+        description="Default time a rotated webhook secret keeps signing beside the new one.",
+    )
+    webhook_poll_seconds: float = Field(
+        default=0.5, gt=0, description="Pause of the webhook relay and sender when idle."
+    )
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if "standard" not in self.throttle_tiers:
@@ -259,6 +325,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "idempotency_lease_seconds must be longer than request_timeout_seconds, or a "
                 "retry could take over a key whose first request is still running"
+            )
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError(
+                "webhook_lease_seconds must be longer than webhook_timeout_seconds, or another "
+                "process could send a delivery whose attempt is still running"
             )
         return self
 

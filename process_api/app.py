@@ -10,6 +10,8 @@ from gateway_infra.openapi import install_openapi
 from gateway_infra.settings import Settings
 from process_api.channels.routes import router as channels_router
 from process_api.channels.service import ChannelProfiles
+from process_api.deliveries.routes import router as deliveries_router
+from process_api.deliveries.service import DeliveryOperations
 from process_api.exceptions.routes import router as exceptions_router
 from process_api.exceptions.service import ExceptionQueue
 from process_api.fulfilment.routes import router as fulfilment_router
@@ -32,6 +34,7 @@ def create_process_app(
     channels: ChannelProfiles,
     inventory: InventoryService,
     exceptions: ExceptionQueue,
+    deliveries: DeliveryOperations | None = None,
     fulfilment: FulfilmentService | None = None,
     pricing: PricingService | None = None,
     returns: ReturnsService | None = None,
@@ -49,6 +52,7 @@ def create_process_app(
     app.state.channels = channels
     app.state.inventory = inventory
     app.state.exceptions = exceptions
+    app.state.deliveries = deliveries
     app.state.fulfilment = fulfilment
     app.state.pricing = pricing
     app.state.returns = returns
@@ -62,6 +66,8 @@ def create_process_app(
     app.include_router(channels_router)
     app.include_router(inventory_router)
     app.include_router(exceptions_router)
+    if deliveries is not None:
+        app.include_router(deliveries_router)
     if fulfilment is not None:
         app.include_router(fulfilment_router)
     if pricing is not None:

@@ -17,6 +17,7 @@ from gateway_infra.auth.scopes import Layer
 from partner_api.app import create_partner_app
 from partner_api.edge import EdgeServices
 from process_api.app import create_process_app
+from process_api.deliveries import DeliveryOperations
 from process_api.exceptions.service import ExceptionQueue
 from system_api.app import create_system_app
 
@@ -82,6 +83,7 @@ def _layer_apps(gateway: Gateway) -> dict[str, Callable[[], FastAPI]]:
             exceptions=ExceptionQueue(gateway.store),
             pricing=gateway.pricing,
             returns=gateway.returns,
+            deliveries=DeliveryOperations(gateway.webhooks.admin),
         ),
         **{
             f"partner_{version}": partial(

@@ -1,0 +1,10 @@
+"""Operating webhook delivery for internal apps: dead letters, replay, re-send, attempts."""
+
+from process_api.deliveries.service import (
+    ENDPOINT_DISABLED,
+    WORKFLOW,
+    DeliveryOperations,
+    open_endpoint_exception,
+)
+
+__all__ = ["ENDPOINT_DISABLED", "WORKFLOW", "DeliveryOperations", "open_endpoint_exception"]

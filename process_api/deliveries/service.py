@@ -1,0 +1,99 @@
+"""A thin service over the delivery engine's operations, as the process API offers them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from contracts.exceptions import Severity
+from gateway_infra.delivery import (
+    Attempt,
+    DeadLetterQuery,
+    Delivery,
+    DeliveryAdmin,
+    DisabledEndpoint,
+)
+from gateway_infra.unit_of_work import UnitOfWork
+from process_api.exceptions import open_exception
+
+WORKFLOW = "event_delivery"
+ENDPOINT_DISABLED = "webhook_endpoint_disabled"
+
+
+def open_endpoint_exception(uow: UnitOfWork, endpoint: DisabledEndpoint) -> None:
+    """A webhook endpoint was disabled for failing too long: someone must talk to the partner.
+
+    Runs in the transaction that disables it, so the two commit together."""
+    open_exception(
+        uow,
+        workflow=WORKFLOW,
+        code=ENDPOINT_DISABLED,
+        subject=f"webhook/{endpoint.subscription_id}",
+        channel=endpoint.channel,
+        severity=Severity.HIGH,
+        detail=(
+            f"Webhook {endpoint.subscription_id} ({endpoint.url}) of channel {endpoint.channel} "
+            f"was disabled at {endpoint.disabled_at.isoformat()}: every call failed since "
+            f"{endpoint.failing_since.isoformat()} (last: {endpoint.last_error}). Its events wait; "
+            "enable it once the partner has fixed the endpoint, then replay its dead letters."
+        )[:4000],
+        object_ids={"subscription_id": endpoint.subscription_id, "url": endpoint.url[:500]},
+    )
+
+
+@dataclass(frozen=True)
+class DeadLetterPage:
+    items: list[Delivery]
+    next_cursor: str | None
+
+
+class DeliveryOperations:
+    """Dead letters, replay, re-send and attempts, with who asked recorded on every change."""
+
+    def __init__(self, admin: DeliveryAdmin) -> None:
+        self.admin = admin
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return self.admin.allowed_types
+
+    async def dead_letters(
+        self, query: DeadLetterQuery, *, cursor: str | None, limit: int
+    ) -> DeadLetterPage:
+        after = int(cursor) if cursor else None
+        items = await self.admin.dead_letters(query, after=after, limit=limit + 1)
+        more = len(items) > limit
+        items = items[:limit]
+        return DeadLetterPage(items, str(items[-1].delivery_id) if more and items else None)
+
+    async def get(self, delivery_id: int) -> Delivery | None:
+        return await self.admin.get(delivery_id)
+
+    async def attempts(self, delivery_id: int) -> list[Attempt] | None:
+        return await self.admin.attempts(delivery_id)
+
+    async def replay(self, delivery_id: int, *, actor: str) -> Delivery:
+        return await self.admin.replay(delivery_id, actor=actor)
+
+    async def replay_matching(self, query: DeadLetterQuery, *, actor: str) -> int:
+        return await self.admin.replay_dead(query, actor=actor)
+
+    async def resend(
+        self,
+        *,
+        channel: str,
+        start: datetime,
+        end: datetime,
+        actor: str,
+        subscription_id: str | None = None,
+        event_types: Sequence[str] | None = None,
+    ) -> int:
+        return await self.admin.resend(
+            channel=channel,
+            start=start,
+            end=end,
+            actor=actor,
+            subscription_id=subscription_id,
+            event_types=event_types,
+        )
