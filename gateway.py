@@ -36,6 +36,7 @@ from gateway_infra.auth.tokens import TokenIssuer, TokenVerifier
 from gateway_infra.clock import Clock, SystemClock
 from gateway_infra.database import Database, normalise_url
 from gateway_infra.delivery import DeliveryPolicy, WebhookDelivery
+from gateway_infra.delivery import cli as delivery_cli
 from gateway_infra.delivery.tables import metadata as delivery_metadata
 from gateway_infra.http import install_common_http
 from gateway_infra.logging import configure_logging
@@ -762,6 +763,20 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_delivery(args: argparse.Namespace, settings: Settings) -> int:
+    """`webhooks ...` and `deliveries ...` (gateway_infra/delivery/cli.py)."""
+    gateway = build_gateway(settings)
+    try:
+        code, data, human = delivery_cli.run(args, gateway.webhooks)
+    finally:
+        gateway.database.dispose()
+    if code != 0:
+        print(f"error: {human}", file=sys.stderr)
+        return code
+    _emit(args, data, human)
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
     if args.markdown:
         print(settings_reference(), end="")
@@ -836,6 +851,8 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print the settings as JSON")
     show.add_argument("--markdown", action="store_true", help="print the settings reference")
     show.set_defaults(handler=cmd_settings)
+
+    delivery_cli.add_commands(commands, cmd_delivery)
 
     revision = commands.add_parser("make-migration", help="(developers) autogenerate a migration")
     revision.add_argument("-m", "--message", required=True)
