@@ -442,6 +442,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
                 returns=gateway.returns,
                 prices=gateway.pricing,
                 events=gateway.events,
+                webhooks=gateway.webhooks.subscriptions,
             ),
         )
     return app

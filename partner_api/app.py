@@ -9,6 +9,7 @@ from typing import Any, Literal
 from fastapi import FastAPI
 
 from gateway_infra.auth.dependencies import LayerAuth
+from gateway_infra.delivery import Subscriptions
 from gateway_infra.http import install_common_http
 from gateway_infra.openapi import install_openapi
 from gateway_infra.outbox import EventFeed
@@ -24,6 +25,7 @@ from partner_api.returns import build_returns_router
 from partner_api.shipments import build_shipments_router
 from partner_api.v1.schemas import V1Inventory, V1Orders, V1Prices, V1Returns, V1Shipments
 from partner_api.v2.schemas import V2Inventory, V2Orders, V2Prices, V2Returns, V2Shipments
+from partner_api.webhooks import build_webhooks_router
 from process_api.fulfilment.port import ShipmentsPort
 from process_api.inventory.port import InventoryPort
 from process_api.order_to_cash.port import OrdersPort
@@ -48,6 +50,7 @@ def create_partner_app(
     orders: OrdersPort,
     inventory: InventoryPort,
     events: EventFeed,
+    webhooks: Subscriptions | None = None,
     shipments: ShipmentsPort,
     returns: ReturnsPort | None = None,
     prices: PricesPort | None = None,
@@ -83,12 +86,15 @@ def create_partner_app(
     app.state.orders = orders
     app.state.inventory = inventory
     app.state.events = events
+    app.state.webhooks = webhooks
     app.state.shipments = shipments
     app.state.returns = returns
     app.state.prices = prices
     app.include_router(build_orders_router(representation))
     app.include_router(build_inventory_router(INVENTORY_REPRESENTATIONS[version]))
     app.include_router(build_events_router())
+    if webhooks is not None:
+        app.include_router(build_webhooks_router())
     app.include_router(build_shipments_router(SHIPMENT_REPRESENTATIONS[version]))
     if returns is not None:
         app.include_router(build_returns_router(RETURN_REPRESENTATIONS[version]))

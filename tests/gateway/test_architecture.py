@@ -98,6 +98,7 @@ def _layer_apps(gateway: Gateway) -> dict[str, Callable[[], FastAPI]]:
                 returns=gateway.returns,
                 prices=gateway.pricing,
                 events=gateway.events,
+                webhooks=gateway.webhooks.subscriptions,
             )
             for version in ("v1", "v2")
         },
