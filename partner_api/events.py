@@ -27,9 +27,15 @@ PARTNER_EVENT_TYPES: tuple[str, ...] = (
     "shipment.recorded",
     "availability.changed",
     "price.changed",
+    "return.authorized",
+    "return.refused",
+    "return.received",
+    "return.inspected",
+    "return.refunded",
+    "return.closed",
 )
-"""Event types a channel's partner receives about its own orders and offers; everything else
-(reservations, exceptions, profile changes) stays inside the gateway."""
+"""Event types a channel's partner receives about its own orders, offers and returns; everything
+else (reservations, exceptions, profile changes, ERP and WMS documents) stays inside."""
 
 CURSOR_PATTERN = r"^[0-9]{1,18}$"
 
