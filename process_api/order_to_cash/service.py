@@ -151,7 +151,9 @@ class OrderService:
                 raise
             order_id, intake = existing, Intake.KNOWN
         if intake is Intake.KNOWN:
-            return Submitted(await self.require(order_id), created=False)
+            # Still waiting for the ERP (its first answer was lost, say): try again now rather
+            # than at the next timer; validation is idempotent by the order id.
+            return Submitted(await self.validate(order_id), created=False)
         await self._publish(submission.lines)
         order = await self.validate(order_id)
         return Submitted(order, created=intake is Intake.CREATED)
