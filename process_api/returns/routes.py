@@ -23,7 +23,8 @@ from process_api.returns.models import (
     ReturnsReconciliation,
     TransitRequest,
 )
-from process_api.returns.service import Outcome, ReturnsService, UnknownOrder, UnknownReturn
+from process_api.returns.port import Outcome, UnknownOrder, UnknownReturn
+from process_api.returns.service import ReturnsService
 
 READ_SCOPE = "process:returns:read"
 WRITE_SCOPE = "process:returns:write"

@@ -81,6 +81,7 @@ from process_api.returns.models import (
     clip,
     money,
 )
+from process_api.returns.port import Outcome, UnknownOrder, UnknownReturn
 from process_api.tables import orders
 from system_api.erp.port import ErpPort
 from system_api.errors import BackendUnavailable
@@ -106,38 +107,12 @@ CLOSABLE = frozenset({ReturnStatus.INSPECTED, ReturnStatus.REFUNDED, ReturnStatu
 _MAX_REFERENCE = 128
 
 
-class UnknownReturn(LookupError):
-    """No return with this id."""
-
-    def __init__(self, return_id: str) -> None:
-        super().__init__(return_id)
-        self.return_id = return_id
-
-
-class UnknownOrder(LookupError):
-    """No order with this id for the channel (another channel's order counts as unknown)."""
-
-    def __init__(self, order_id: str) -> None:
-        super().__init__(order_id)
-        self.order_id = order_id
-
-
 class NotInvoicedYet(Exception):
     """A refund's units are not invoiced yet, so the ERP has nothing to credit; retried."""
 
 
 class StillPending(Exception):
     """A refund's credit note could not be posted this time; retried."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A return after a request, whether the request created it, and whether the step asked
-    for still waits for the ERP or WMS (answered 202)."""
-
-    ret: Return
-    created: bool = False
-    waiting: bool = False
 
 
 @dataclass(frozen=True)
