@@ -58,6 +58,12 @@ from process_api.app import create_process_app
 from process_api.channels import ChannelProfiles, ChannelProfilesConfigError, load_profiles_config
 from process_api.channels.demo import DEMO_CHANNEL_PROFILES
 from process_api.deliveries import DeliveryOperations, open_endpoint_exception
+from process_api.exceptions import (
+    ExceptionRoutingConfigError,
+    Routing,
+    install_routing,
+    load_routing_config,
+)
 from process_api.exceptions.service import ExceptionQueue
 from process_api.fulfilment.service import FulfilmentService
 from process_api.inventory.service import InventoryService
@@ -121,6 +127,8 @@ class Gateway:
     channel_profiles_config: tuple[ChannelProfile, ...]
     idempotency_purge: IdempotencyPurge
     availability_sweep: Recurring
+    exceptions: ExceptionQueue
+    exception_escalation: Recurring
     sequencer: Sequencer
     events: EventFeed
     webhooks: WebhookDelivery
@@ -159,6 +167,12 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         else ()
     )
     channels = ChannelProfiles(store, known_tiers=settings.throttle_tiers)
+    # The same for the exception routing rules; every exception raised through this store is
+    # routed by them.
+    routing = (
+        load_routing_config(settings.exception_routing) if settings.exception_routing else Routing()
+    )
+    install_routing(store, routing)
     scheduler = Scheduler(store, lease=timedelta(seconds=settings.scheduler_lease_seconds))
     box = load_secret_box(
         settings.key_encryption_key.get_secret_value() if settings.key_encryption_key else None,
@@ -248,6 +262,11 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
     purge.register(scheduler)
     sweep = inventory.sweep_job(timedelta(seconds=settings.availability_sweep_seconds))
     sweep.register(scheduler)
+    exception_queue = ExceptionQueue(store, orders=orders, routing=routing)
+    escalation = exception_queue.escalation_job(
+        timedelta(seconds=settings.exception_escalation_seconds)
+    )
+    escalation.register(scheduler)
     channels.on_change(inventory.republish_channel)
     # Partners receive the event types of the partner layer's feed, through webhooks too; an
     # endpoint disabled for failing too long opens an exception in the same transaction.
@@ -287,6 +306,8 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         channel_profiles_config=channel_profiles_config,
         idempotency_purge=purge,
         availability_sweep=sweep,
+        exceptions=exception_queue,
+        exception_escalation=escalation,
         sequencer=Sequencer(database, poll_seconds=settings.outbox_sequencer_poll_seconds),
         events=EventFeed(database),
         webhooks=webhooks,
@@ -339,6 +360,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
         tasks: list[asyncio.Task[None]] = []
         await gateway.idempotency_purge.ensure_scheduled()
         await gateway.availability_sweep.ensure_scheduled()
+        await gateway.exception_escalation.ensure_scheduled()
         # Creates the configured profiles whose channel has none (never overwrites one), then
         # loads every profile into the cache; an invalid stored profile is logged, not fatal.
         await gateway.channels.seed(gateway.channel_profiles_config, actor="config")
@@ -416,7 +438,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
             orders=gateway.orders,
             channels=gateway.channels,
             inventory=gateway.inventory,
-            exceptions=ExceptionQueue(gateway.store),
+            exceptions=gateway.exceptions,
             fulfilment=gateway.fulfilment,
             returns=gateway.returns,
             pricing=gateway.pricing,
@@ -744,6 +766,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.channel_profiles:
         # Checked before uvicorn starts workers, for one clear message instead of a traceback each.
         load_profiles_config(settings.channel_profiles, known_tiers=settings.throttle_tiers)
+    if settings.exception_routing:
+        load_routing_config(settings.exception_routing)
     if not state.is_current:
         print(
             "the database is not migrated (run `retail-gateway migrate` first): "
@@ -870,6 +894,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, settings)
     except ChannelProfilesConfigError as exc:
         print(f"error: GATEWAY_CHANNEL_PROFILES: {exc}", file=sys.stderr)
+        return 2
+    except ExceptionRoutingConfigError as exc:
+        print(f"error: GATEWAY_EXCEPTION_ROUTING: {exc}", file=sys.stderr)
         return 2
 
 

@@ -158,6 +158,23 @@ class Settings(BaseSettings):
             "at start; a profile that exists (e.g. changed through the API) is never overwritten."
         ),
     )
+    exception_routing: str | None = Field(
+        default=None,
+        description=(
+            "Rules routing exceptions to an owner team, with a severity and an SLA: a JSON array "
+            "of {workflow, channel, code, min_money_at_risk -> owner_team, severity, sla}, or the "
+            "path of a file holding one (docs/exceptions.md). First match wins; otherwise the "
+            "team 'operations' and the workflow's SLA. Checked at start."
+        ),
+    )
+    exception_escalation_seconds: int = Field(
+        default=60,
+        ge=1,
+        description=(
+            "Interval of the SLA check: unresolved exceptions past their due time escalate "
+            "(severity raised, exception.escalated emitted, due again one SLA later)."
+        ),
+    )
     erp_price_tolerance: Decimal = Field(
         default=Decimal("0.01"),
         ge=0,

@@ -27,6 +27,7 @@ PROCESS_SCOPES: dict[str, str] = {
     "process:inventory:read": "Read inventory positions, availability and publication status.",
     "process:inventory:write": "Report stock and confirm availability publications.",
     "process:exceptions:read": "Read the exception queue.",
+    "process:exceptions:write": "Acknowledge exceptions and resolve them with an action.",
     "process:deliveries:read": "Read webhook deliveries, their attempts and dead letters.",
     "process:deliveries:write": "Replay dead-lettered deliveries and re-send events to webhooks.",
     "process:settlements:read": "Read imported payout reports and their reconciliation.",

@@ -1,28 +1,50 @@
 """SQL of exception records, run inside the caller's unit of work.
 
-An open exception is keyed by (workflow, code, subject): raising the same problem again while it
-is open counts an occurrence instead of opening a second record.
+An open exception is keyed by (workflow, code, subject), and by the failed step when it came from
+one: raising the same problem again while it is open counts an occurrence instead of opening a
+second record. Every new exception is routed (owner team, severity, SLA) by the rules installed for
+the database, unless the caller says otherwise.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import JsonValue
 from sqlalchemy import Connection, Row, insert, select, update
 
 from contracts import Money
-from contracts.exceptions import ExceptionEntry, ExceptionRecord, ExceptionStatus, Severity
+from contracts.exceptions import (
+    ExceptionEntry,
+    ExceptionRecord,
+    ExceptionStatus,
+    FailedStep,
+    Severity,
+    raised_severity,
+)
+from gateway_infra.scheduler import schedule
 from gateway_infra.unit_of_work import UnitOfWork
+from process_api.exceptions.errors import ActionNotApplicable, ExceptionClosed, ExceptionNotFound
+from process_api.exceptions.routing import Routing, routing_for
 from process_api.tables import exception_history, exceptions
 
 SOURCE = "process_api.exceptions"
+UNRESOLVED = (ExceptionStatus.OPEN.value, ExceptionStatus.ACKNOWLEDGED.value)
+_OPEN_KEY_LENGTH = 320
 
 
-def _open_key(workflow: str, code: str, subject: str) -> str:
-    return f"{workflow}|{code}|{subject}"
+def _open_key(workflow: str, code: str, subject: str, step: str | None = None) -> str:
+    key = f"{workflow}|{code}|{subject}"
+    if step is None:
+        return key
+    key = f"{key}|{step}"
+    if len(key) <= _OPEN_KEY_LENGTH:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def open_exception(
@@ -38,26 +60,53 @@ def open_exception(
     object_ids: Mapping[str, str] | None = None,
     due_at: datetime | None = None,
     actor: str = "gateway",
+    owner_team: str | None = None,
+    retry_kind: str | None = None,
+    retry_key: str | None = None,
+    retry_payload: Mapping[str, JsonValue] | None = None,
+    routing: Routing | None = None,
 ) -> str:
-    """Open an exception, or count one more occurrence of the same open one; its id."""
+    """Open an exception, or count one more occurrence of the same open one; its id.
+
+    The routing rules (those installed for the database unless `routing` is given) set the owner
+    team, the severity when a rule names one, and the due time as now plus the SLA; an explicit
+    owner_team or due_at wins. retry_kind/retry_key/retry_payload name the scheduler timer of the
+    step that failed, which the retry action runs again; a step that fails again while its
+    exception is acknowledged reopens it.
+    """
     conn, now = uow.conn, uow.now
-    key = _open_key(workflow, code, subject)
+    step = None if retry_kind is None or retry_key is None else f"{retry_kind}:{retry_key}"
+    key = _open_key(workflow, code, subject, step)
+    route = (routing or routing_for(conn)).route(
+        workflow=workflow, channel=channel, code=code, money_at_risk=money_at_risk
+    )
     existing = conn.execute(
-        select(exceptions.c.exception_id).where(exceptions.c.open_key == key)
-    ).scalar_one_or_none()
+        select(exceptions.c.exception_id, exceptions.c.status).where(exceptions.c.open_key == key)
+    ).first()
     if existing is not None:
+        exception_id = str(existing.exception_id)
+        values: dict[str, Any] = {
+            "occurrences": exceptions.c.occurrences + 1,
+            "detail": detail,
+            "updated_at": now,
+        }
+        status = ExceptionStatus(existing.status)
+        if step is not None:
+            values["retry_payload"] = dict(retry_payload or {})
+            if status is ExceptionStatus.ACKNOWLEDGED:
+                # The step failed again after someone asked to retry it: back to the queue.
+                status = ExceptionStatus.OPEN
+                values["status"] = status.value
+                values["due_at"] = due_at or now + route.sla
         conn.execute(
-            update(exceptions)
-            .where(exceptions.c.exception_id == existing)
-            .values(
-                occurrences=exceptions.c.occurrences + 1,
-                detail=detail,
-                updated_at=now,
-            )
+            update(exceptions).where(exceptions.c.exception_id == exception_id).values(**values)
         )
-        _record(uow, existing, actor, "raised_again", ExceptionStatus.OPEN, detail)
-        return str(existing)
+        _record(uow, exception_id, actor, "raised_again", status, detail)
+        return exception_id
     exception_id = "exc_" + secrets.token_hex(10)
+    severity = route.severity or severity
+    owner_team = owner_team or route.owner_team
+    due_at = due_at or now + route.sla
     conn.execute(
         insert(exceptions).values(
             exception_id=exception_id,
@@ -72,6 +121,11 @@ def open_exception(
             severity=severity.value,
             status=ExceptionStatus.OPEN.value,
             due_at=due_at,
+            owner_team=owner_team,
+            escalations=0,
+            retry_kind=None if step is None else retry_kind,
+            retry_key=None if step is None else retry_key,
+            retry_payload=None if step is None else dict(retry_payload or {}),
             open_key=key,
             occurrences=1,
             created_at=now,
@@ -89,6 +143,8 @@ def open_exception(
             "workflow": workflow,
             "code": code,
             "severity": severity.value,
+            "owner_team": owner_team,
+            "due_at": due_at.isoformat(),
             "detail": detail,
         },
     )
@@ -104,9 +160,8 @@ def resolve_exceptions(
     note: str | None = None,
 ) -> int:
     """Resolve the subject's open exceptions of these codes (the problem went away); how many."""
-    conn, now = uow.conn, uow.now
     ids = list(
-        conn.execute(
+        uow.conn.execute(
             select(exceptions.c.exception_id).where(
                 exceptions.c.subject == subject,
                 exceptions.c.code.in_(list(codes)),
@@ -115,19 +170,246 @@ def resolve_exceptions(
         ).scalars()
     )
     for exception_id in ids:
-        conn.execute(
-            update(exceptions)
-            .where(exceptions.c.exception_id == exception_id)
-            .values(status=ExceptionStatus.RESOLVED.value, open_key=None, updated_at=now)
-        )
-        _record(uow, exception_id, actor, "resolved", ExceptionStatus.RESOLVED, note)
-        uow.emit(
-            "exception.resolved",
-            source=SOURCE,
-            subject=subject,
-            data={"exception_id": exception_id, "note": note},
-        )
+        _close(uow, exception_id, ExceptionStatus.RESOLVED, "resolved", actor, note)
     return len(ids)
+
+
+def has_step_exception(conn: Connection, *, kind: str, key: str) -> bool:
+    """True while an exception about this scheduler timer is unresolved."""
+    found = conn.execute(
+        select(exceptions.c.exception_id)
+        .where(
+            exceptions.c.status.in_(UNRESOLVED),
+            exceptions.c.retry_kind == kind,
+            exceptions.c.retry_key == key,
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+def resolve_step_exceptions(
+    uow: UnitOfWork, *, kind: str, key: str, actor: str = "gateway", note: str | None = None
+) -> int:
+    """The step (scheduler timer kind, key) succeeded: resolve the exceptions it had; how many."""
+    ids = list(
+        uow.conn.execute(
+            select(exceptions.c.exception_id).where(
+                exceptions.c.status.in_(UNRESOLVED),
+                exceptions.c.retry_kind == kind,
+                exceptions.c.retry_key == key,
+                exceptions.c.open_key.is_not(None),
+            )
+        ).scalars()
+    )
+    for exception_id in ids:
+        _close(uow, exception_id, ExceptionStatus.RESOLVED, "resolved", actor, note)
+    return len(ids)
+
+
+def _close(
+    uow: UnitOfWork,
+    exception_id: str,
+    status: ExceptionStatus,
+    action: str,
+    actor: str,
+    note: str | None,
+) -> bool:
+    """Close an unresolved exception (resolved or ignored); false when it was closed already."""
+    row = uow.conn.execute(
+        update(exceptions)
+        .where(
+            exceptions.c.exception_id == exception_id,
+            exceptions.c.status.in_(UNRESOLVED),
+        )
+        .values(status=status.value, open_key=None, updated_at=uow.now)
+        .returning(exceptions.c.subject, exceptions.c.channel, exceptions.c.workflow)
+    ).first()
+    if row is None:
+        return False
+    _record(uow, exception_id, actor, action, status, note)
+    uow.emit(
+        f"exception.{status.value}",
+        source=SOURCE,
+        subject=row.subject,
+        channel=row.channel,
+        data={
+            "exception_id": exception_id,
+            "workflow": row.workflow,
+            "resolution": action,
+            "note": note,
+        },
+    )
+    return True
+
+
+def _locked(conn: Connection, exception_id: str) -> Row[Any]:
+    query = select(exceptions).where(exceptions.c.exception_id == exception_id)
+    if conn.dialect.name != "sqlite":  # SQLite's write transactions are exclusive already
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise ExceptionNotFound(exception_id)
+    return row
+
+
+def _unresolved(conn: Connection, exception_id: str) -> Row[Any]:
+    row = _locked(conn, exception_id)
+    status = ExceptionStatus(row.status)
+    if status.closed:
+        raise ExceptionClosed(exception_id, status)
+    return row
+
+
+def acknowledge_exception(
+    uow: UnitOfWork, exception_id: str, *, actor: str, note: str | None = None
+) -> ExceptionRecord:
+    """Someone works on it: open -> acknowledged (acknowledging again changes nothing)."""
+    row = _unresolved(uow.conn, exception_id)
+    if row.status == ExceptionStatus.OPEN.value:
+        _acknowledge(uow, row, actor, "acknowledged", note)
+    return _require(uow.conn, exception_id)
+
+
+def _acknowledge(uow: UnitOfWork, row: Row[Any], actor: str, action: str, note: str | None) -> None:
+    uow.conn.execute(
+        update(exceptions)
+        .where(exceptions.c.exception_id == row.exception_id)
+        .values(status=ExceptionStatus.ACKNOWLEDGED.value, updated_at=uow.now)
+    )
+    _record(uow, row.exception_id, actor, action, ExceptionStatus.ACKNOWLEDGED, note)
+    uow.emit(
+        "exception.acknowledged",
+        source=SOURCE,
+        subject=row.subject,
+        channel=row.channel,
+        data={"exception_id": row.exception_id, "workflow": row.workflow, "action": action},
+    )
+
+
+def retry_step(
+    uow: UnitOfWork, exception_id: str, *, actor: str, note: str | None = None
+) -> ExceptionRecord:
+    """Run the failed step again now (its timer, due at once) and keep the exception
+    acknowledged until the step succeeds (resolved then) or gives up again (reopened)."""
+    row = _unresolved(uow.conn, exception_id)
+    if row.retry_kind is None or row.retry_key is None:
+        raise ActionNotApplicable(
+            f"exception {exception_id} ({row.code}) did not come from a failed step: "
+            "there is nothing to run again"
+        )
+    schedule(
+        uow.conn,
+        kind=row.retry_kind,
+        key=row.retry_key,
+        due_at=uow.now,
+        now=uow.now,
+        payload=dict(row.retry_payload or {}),
+    )
+    _acknowledge(uow, row, actor, "retry", note)
+    return _require(uow.conn, exception_id)
+
+
+def close_exception(
+    uow: UnitOfWork,
+    exception_id: str,
+    *,
+    status: ExceptionStatus,
+    action: str,
+    actor: str,
+    note: str | None = None,
+    already_closed_ok: bool = False,
+) -> ExceptionRecord:
+    """Close an unresolved exception as resolved or ignored, with the action taken.
+
+    With already_closed_ok, an exception the action itself closed meanwhile (e.g. cancelling an
+    order resolves its acknowledgement exception) records the action without changing status."""
+    if not status.closed:
+        raise ValueError(f"{status.value} does not close an exception")
+    row = _locked(uow.conn, exception_id)
+    current = ExceptionStatus(row.status)
+    if current.closed:
+        if not already_closed_ok:
+            raise ExceptionClosed(exception_id, current)
+        _record(uow, exception_id, actor, action, current, note)
+    else:
+        _close(uow, exception_id, status, action, actor, note)
+    return _require(uow.conn, exception_id)
+
+
+def escalate_overdue(uow: UnitOfWork, *, routing: Routing | None = None, limit: int = 200) -> int:
+    """Escalate unresolved exceptions past their due time: severity one step up (to critical at
+    most), one more escalation, an exception.escalated event, and due again one SLA later, so an
+    exception still ignored then escalates again. How many were escalated."""
+    conn, now = uow.conn, uow.now
+    routes = routing or routing_for(conn)
+    rows = conn.execute(
+        select(exceptions)
+        .where(
+            exceptions.c.status.in_(UNRESOLVED),
+            exceptions.c.due_at.is_not(None),
+            exceptions.c.due_at <= now,
+        )
+        .order_by(exceptions.c.due_at, exceptions.c.exception_id)
+        .limit(limit)
+    ).all()
+    escalated = 0
+    for row in rows:
+        money = (
+            None
+            if row.money_at_risk is None or row.currency is None
+            else Money(amount=row.money_at_risk, currency=row.currency)
+        )
+        route = routes.route(
+            workflow=row.workflow, channel=row.channel, code=row.code, money_at_risk=money
+        )
+        before = Severity(row.severity)
+        after = raised_severity(before)
+        due_at = now + route.sla
+        changed = conn.execute(
+            update(exceptions)
+            .where(
+                exceptions.c.exception_id == row.exception_id,
+                exceptions.c.escalations == row.escalations,
+                exceptions.c.status.in_(UNRESOLVED),
+            )
+            .values(
+                severity=after.value,
+                escalations=row.escalations + 1,
+                due_at=due_at,
+                updated_at=now,
+            )
+        ).rowcount
+        if not changed:
+            continue  # escalated or closed meanwhile
+        escalated += 1
+        _record(
+            uow,
+            row.exception_id,
+            "gateway",
+            "escalated",
+            ExceptionStatus(row.status),
+            f"unresolved past its due time {row.due_at.isoformat()}: severity {before.value} -> "
+            f"{after.value}, due again {due_at.isoformat()}",
+        )
+        uow.emit(
+            "exception.escalated",
+            source=SOURCE,
+            subject=row.subject,
+            channel=row.channel,
+            data={
+                "exception_id": row.exception_id,
+                "workflow": row.workflow,
+                "code": row.code,
+                "owner_team": row.owner_team,
+                "previous_severity": before.value,
+                "severity": after.value,
+                "escalations": row.escalations + 1,
+                "overdue_since": row.due_at.isoformat(),
+                "due_at": due_at.isoformat(),
+            },
+        )
+    return escalated
 
 
 def _record(
@@ -156,6 +438,13 @@ def get_exception(conn: Connection, exception_id: str) -> ExceptionRecord | None
     return None if row is None else _load(conn, [row])[0]
 
 
+def _require(conn: Connection, exception_id: str) -> ExceptionRecord:
+    found = get_exception(conn, exception_id)
+    if found is None:
+        raise ExceptionNotFound(exception_id)
+    return found
+
+
 def list_exceptions(
     conn: Connection,
     *,
@@ -163,6 +452,8 @@ def list_exceptions(
     channel: str | None = None,
     workflow: str | None = None,
     subject: str | None = None,
+    owner_team: str | None = None,
+    severity: Severity | None = None,
     limit: int = 100,
 ) -> list[ExceptionRecord]:
     """Exceptions newest first, filtered."""
@@ -179,6 +470,10 @@ def list_exceptions(
         query = query.where(exceptions.c.workflow == workflow)
     if subject is not None:
         query = query.where(exceptions.c.subject == subject)
+    if owner_team is not None:
+        query = query.where(exceptions.c.owner_team == owner_team)
+    if severity is not None:
+        query = query.where(exceptions.c.severity == severity.value)
     return _load(conn, conn.execute(query).all())
 
 
@@ -219,6 +514,13 @@ def _load(conn: Connection, rows: Sequence[Row[Any]]) -> list[ExceptionRecord]:
             status=ExceptionStatus(r.status),
             due_at=r.due_at,
             occurrences=r.occurrences,
+            owner_team=r.owner_team,
+            escalations=r.escalations or 0,
+            failed_step=(
+                None
+                if r.retry_kind is None or r.retry_key is None
+                else FailedStep(kind=r.retry_kind, key=r.retry_key)
+            ),
             created_at=r.created_at,
             updated_at=r.updated_at,
             history=history.get(r.exception_id, []),

@@ -43,7 +43,11 @@ class InventoryService:
         self.profiles = profiles
 
     def register_timers(self, scheduler: Scheduler) -> None:
-        scheduler.register(EXPIRY_TIMER, self._on_expiry_timer, retry=EXPIRY_RETRY)
+        from process_api.exceptions.steps import StepSupervisor
+
+        # Inventory sync is critical: an expiry that still fails after its retries is an exception.
+        sync = StepSupervisor(self.store, workflow="inventory_sync")
+        sync.register(scheduler, EXPIRY_TIMER, self._on_expiry_timer)
 
     async def _on_expiry_timer(self, timer: DueTimer) -> None:
         order_id = str(timer.payload["order_id"])

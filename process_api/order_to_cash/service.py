@@ -113,10 +113,15 @@ class OrderService:
         self.profiles = profiles
 
     def register_timers(self, scheduler: Scheduler) -> None:
-        scheduler.register(VALIDATE_TIMER, self._on_validate_timer, retry=VALIDATION_RETRY)
-        scheduler.register(ERP_CANCEL_TIMER, self._on_erp_cancel_timer, retry=VALIDATION_RETRY)
-        scheduler.register(ACK_DEADLINE_TIMER, self._on_ack_deadline_timer, retry=LOCAL_RETRY)
-        scheduler.register(PENDING_EXPIRY_TIMER, self._on_pending_expiry_timer, retry=LOCAL_RETRY)
+        from process_api.exceptions.steps import StepSupervisor
+
+        # Order capture is critical: its steps retry per its policy, then become an exception
+        # (resolved once a retry of the step succeeds).
+        capture = StepSupervisor(self.store, workflow="order_capture")
+        capture.register(scheduler, VALIDATE_TIMER, self._on_validate_timer)
+        capture.register(scheduler, ERP_CANCEL_TIMER, self._on_erp_cancel_timer)
+        capture.register(scheduler, ACK_DEADLINE_TIMER, self._on_ack_deadline_timer)
+        capture.register(scheduler, PENDING_EXPIRY_TIMER, self._on_pending_expiry_timer)
 
     async def _rules(self, channel: str) -> IntakeRules:
         if self.profiles is None:
