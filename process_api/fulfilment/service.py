@@ -28,7 +28,7 @@ from contracts.wms import FulfilmentLine, FulfilmentRequest, ShipmentConfirmatio
 from gateway_infra.problems import ProblemError
 from gateway_infra.scheduler import DueTimer, RetryPolicy, Scheduler, cancel, schedule
 from gateway_infra.unit_of_work import Store, UnitOfWork
-from process_api.exceptions import open_exception
+from process_api.exceptions import StepSupervisor, open_exception
 from process_api.fulfilment import repository as repo
 from process_api.fulfilment import settlement
 from process_api.fulfilment.models import (
@@ -129,15 +129,17 @@ class FulfilmentService:
         self.warehouse = warehouse
 
     def register_timers(self, scheduler: Scheduler) -> None:
-        scheduler.register(
-            RELEASE_TIMER, self._on_release_timer, retry=BACKEND_RETRY, on_give_up=self._gave_up
-        )
-        scheduler.register(
-            CONFIRM_TIMER, self._on_confirm_timer, retry=BACKEND_RETRY, on_give_up=self._gave_up
-        )
-        scheduler.register(
-            INVOICE_TIMER, self._on_invoice_timer, retry=BACKEND_RETRY, on_give_up=self._gave_up
-        )
+        """Each step retries while a backend is down; one that gives up opens an exception whose
+        `retry` action runs it again, and that exception resolves once a run succeeds."""
+        for kind, handler in (
+            (RELEASE_TIMER, self._on_release_timer),
+            (CONFIRM_TIMER, self._on_confirm_timer),
+            (INVOICE_TIMER, self._on_invoice_timer),
+        ):
+            supervisor = StepSupervisor(self.store, workflow=_STEPS[kind][0])
+            scheduler.register(
+                kind, supervisor.watch(handler), retry=BACKEND_RETRY, on_give_up=self._gave_up
+            )
 
     # ------------------------------------------------------------ release to the warehouse
 
@@ -765,11 +767,7 @@ class FulfilmentService:
 
     async def _gave_up(self, timer: DueTimer, error: str) -> None:
         order_id = str(timer.payload.get("order_id", timer.key))
-        what = {
-            RELEASE_TIMER: ("fulfilment", "release_not_confirmed", "release to the warehouse"),
-            CONFIRM_TIMER: ("fulfilment", "shipment_not_confirmed", "shipment confirmation"),
-            INVOICE_TIMER: ("invoicing", "invoice_not_posted", "invoice"),
-        }[timer.kind]
+        what = _STEPS[timer.kind]
 
         def escalate(uow: UnitOfWork) -> None:
             order = orders_repo.load_order(uow.conn, order_id)
@@ -782,12 +780,22 @@ class FulfilmentService:
                 detail=f"{what[2]} of order {order_id} failed {timer.attempts} times: {error}",
                 severity=Severity.HIGH,
                 object_ids={"order_id": order_id},
+                retry_kind=timer.kind,
+                retry_key=timer.key,
+                retry_payload=dict(timer.payload),
             )
 
         await self.store.write(escalate)
 
 
 # ---------------------------------------------------------------- helpers
+
+_STEPS = {
+    RELEASE_TIMER: ("fulfilment", "release_not_confirmed", "release to the warehouse"),
+    CONFIRM_TIMER: ("shipment_confirmation", "shipment_not_confirmed", "shipment confirmation"),
+    INVOICE_TIMER: ("invoicing", "invoice_not_posted", "invoice"),
+}
+"""Per timer: the workflow, the exception code and what the step does, in words."""
 
 
 def _open_exception(uow: UnitOfWork, *, detail: str, **fields: Any) -> str:

@@ -15,6 +15,7 @@ from contracts import ChannelAvailability
 from contracts.channel import ChannelProfile
 from gateway_infra.scheduler import DueTimer, Recurring, RetryPolicy, Scheduler
 from gateway_infra.unit_of_work import Store, UnitOfWork
+from process_api.exceptions import StepSupervisor
 from process_api.inventory import channel_view, publication
 from process_api.inventory import repository as repo
 from process_api.inventory.models import (
@@ -30,7 +31,7 @@ ProfileSource = Callable[[Connection], Mapping[str, ChannelProfile]]
 
 SWEEP_TIMER = "inventory.publication_sweep"
 EXPIRE_BATCH = 1000
-EXPIRY_RETRY = RetryPolicy(
+SWEEP_RETRY = RetryPolicy(
     max_attempts=20, base_delay=timedelta(seconds=5), max_delay=timedelta(minutes=5)
 )
 
@@ -43,8 +44,6 @@ class InventoryService:
         self.profiles = profiles
 
     def register_timers(self, scheduler: Scheduler) -> None:
-        from process_api.exceptions.steps import StepSupervisor
-
         # Inventory sync is critical: an expiry that still fails after its retries is an exception.
         sync = StepSupervisor(self.store, workflow="inventory_sync")
         sync.register(scheduler, EXPIRY_TIMER, self._on_expiry_timer)
@@ -139,7 +138,7 @@ class InventoryService:
 
     def sweep_job(self, every: timedelta) -> Recurring:
         """The recurring full sweep, for the scheduler."""
-        return Recurring(self.store, SWEEP_TIMER, every, self._sweep_round, retry=EXPIRY_RETRY)
+        return Recurring(self.store, SWEEP_TIMER, every, self._sweep_round, retry=SWEEP_RETRY)
 
     async def _sweep_round(self) -> None:
         await self.sweep()

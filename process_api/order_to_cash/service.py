@@ -23,9 +23,9 @@ from contracts.channel import ChannelProfile
 from contracts.erp import SalesOrderDecision, SalesOrderRequest
 from contracts.exceptions import Severity
 from gateway_infra.problems import ProblemError
-from gateway_infra.scheduler import DueTimer, RetryPolicy, Scheduler, cancel, schedule
+from gateway_infra.scheduler import DueTimer, Scheduler, cancel, schedule
 from gateway_infra.unit_of_work import Store, UnitOfWork
-from process_api.exceptions import open_exception, resolve_exceptions
+from process_api.exceptions import StepSupervisor, open_exception, resolve_exceptions
 from process_api.inventory.repository import release_order, reserve_lines, set_expiry
 from process_api.inventory.service import InventoryService
 from process_api.order_to_cash import repository as repo
@@ -57,14 +57,7 @@ CANCELLABLE = frozenset(
         OrderStatus.ON_HOLD,
     }
 )
-# Order capture is critical: retry often and for long before an exception is raised.
-VALIDATION_RETRY = RetryPolicy(
-    max_attempts=50, base_delay=timedelta(seconds=5), max_delay=timedelta(minutes=10)
-)
 FIRST_RETRY_AFTER = timedelta(seconds=30)
-LOCAL_RETRY = RetryPolicy(
-    max_attempts=20, base_delay=timedelta(seconds=5), max_delay=timedelta(minutes=5)
-)
 
 ProfileLookup = Callable[[str], Awaitable[ChannelProfile | None]]
 """The channel's profile (cached), or None for a channel without one."""
@@ -113,8 +106,6 @@ class OrderService:
         self.profiles = profiles
 
     def register_timers(self, scheduler: Scheduler) -> None:
-        from process_api.exceptions.steps import StepSupervisor
-
         # Order capture is critical: its steps retry per its policy, then become an exception
         # (resolved once a retry of the step succeeds).
         capture = StepSupervisor(self.store, workflow="order_capture")

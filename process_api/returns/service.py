@@ -47,7 +47,7 @@ from contracts.wms import (
 from gateway_infra.problems import ProblemError
 from gateway_infra.scheduler import DueTimer, Scheduler, cancel, schedule
 from gateway_infra.unit_of_work import Store, UnitOfWork
-from process_api.exceptions import open_exception
+from process_api.exceptions import StepSupervisor, open_exception
 from process_api.fulfilment import repository as fulfilment_repo
 from process_api.fulfilment.models import PackageState
 from process_api.inventory.repository import for_update
@@ -155,7 +155,10 @@ class ReturnsService:
             (INSPECT_TIMER, self._on_inspect_timer),
             (REFUND_TIMER, self._on_refund_timer),
         ):
-            scheduler.register(kind, handler, retry=BACKEND_RETRY, on_give_up=self._gave_up)
+            # A step that gives up opens an exception whose `retry` action runs it again; the
+            # exception resolves once a run succeeds.
+            watched = StepSupervisor(self.store, workflow="returns").watch(handler)
+            scheduler.register(kind, watched, retry=BACKEND_RETRY, on_give_up=self._gave_up)
 
     # ------------------------------------------------------------ reading
 
@@ -1165,6 +1168,7 @@ class ReturnsService:
                 code=code,
                 detail=f"{what} of return {return_id} failed {timer.attempts} times: {error}",
                 at_risk=pending if timer.kind == REFUND_TIMER and pending > 0 else None,
+                retry=timer,
             )
 
         await self.store.write(escalate)
@@ -1198,7 +1202,9 @@ class ReturnsService:
         code: str,
         detail: str,
         at_risk: Decimal | None,
+        retry: DueTimer | None = None,
     ) -> str:
+        """Open an exception on the return; with the step's timer, `retry` can run it again."""
         return open_exception(
             uow,
             workflow=WORKFLOW,
@@ -1213,6 +1219,9 @@ class ReturnsService:
                 "order_id": row.order_id,
                 "channel_return_id": row.channel_return_id,
             },
+            retry_kind=None if retry is None else retry.kind,
+            retry_key=None if retry is None else retry.key,
+            retry_payload=None if retry is None else dict(retry.payload),
         )
 
     def _emit_row(self, uow: UnitOfWork, event: str, row: repo.ReturnRow, **data: Any) -> None:
