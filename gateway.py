@@ -8,15 +8,17 @@ import asyncio
 import contextlib
 import gc
 import json
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import MetaData, text
@@ -24,6 +26,7 @@ from sqlalchemy import MetaData, text
 from contracts import Money, Product, ProductStatus
 from contracts.channel import ChannelProfile
 from contracts.wms import AdjustmentReason, StockAdjustmentRequest
+from gateway_infra import contract_documents, contracts_cli
 from gateway_infra import schema_migrations as migrations
 from gateway_infra.auth.client_token import ClientCredentials
 from gateway_infra.auth.clients import ClientError, ClientKind, ClientRecord, ClientRegistry
@@ -802,6 +805,54 @@ def cmd_delivery(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+OPENAPI_DOCUMENTS = {
+    "system": "/system",
+    "process": "/process",
+    "partner-v1": "/partner/v1",
+    "partner-v2": "/partner/v2",
+}
+
+
+async def openapi_documents(settings: Settings | None = None) -> dict[str, dict[str, Any]]:
+    """Each app's OpenAPI document as the gateway serves it at `<mount>/openapi.json`; by
+    default with the settings the committed documents describe (every default)."""
+    settings = settings or contract_documents.documented_settings()
+    gateway = build_gateway(settings)
+    try:
+        transport = httpx.ASGITransport(app=build_app(gateway, run_background=False))
+        async with httpx.AsyncClient(transport=transport, base_url=gateway.issuer) as client:
+            documents: dict[str, dict[str, Any]] = {}
+            for name, mount in OPENAPI_DOCUMENTS.items():
+                response = await client.get(f"{mount}/openapi.json")
+                response.raise_for_status()
+                documents[name] = response.json()
+    finally:
+        await gateway.aclose()
+    return documents
+
+
+def document_sunsets(settings: Settings) -> dict[str, date]:
+    """The documents that are a deprecated version as a whole, and the day each sunsets."""
+    if settings.partner_v1_deprecation is None or settings.partner_v1_sunset is None:
+        return {}
+    return {"partner-v1": settings.partner_v1_sunset.date()}
+
+
+def cmd_contracts(args: argparse.Namespace, settings: Settings) -> int:
+    """`contracts export|check` (gateway_infra/contracts_cli.py); the environment plays no part."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the in-process document requests
+    code, data, human = contracts_cli.run(
+        args,
+        served=lambda: asyncio.run(openapi_documents()),
+        sunsets=document_sunsets(contract_documents.documented_settings()),
+    )
+    if code == 2:
+        print(f"error: {human}", file=sys.stderr)
+        return code
+    _emit(args, data, human)
+    return code
+
+
 def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
     if args.markdown:
         print(settings_reference(), end="")
@@ -878,6 +929,7 @@ def parser() -> argparse.ArgumentParser:
     show.set_defaults(handler=cmd_settings)
 
     delivery_cli.add_commands(commands, cmd_delivery)
+    contracts_cli.add_commands(commands, cmd_contracts)
 
     revision = commands.add_parser("make-migration", help="(developers) autogenerate a migration")
     revision.add_argument("-m", "--message", required=True)
