@@ -50,8 +50,10 @@ architecture: $(VENV)/.installed-test
 dockerfile: $(VENV)/.installed-test
 	$(BIN)/hadolint Dockerfile
 
+# Tests run on every core (pytest-xdist); Tryton's tests stay together on one worker.
+PYTEST_WORKERS ?= auto
 pytest: $(VENV)/.installed-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var reports .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -264,7 +264,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         outcomes = _conformance.setdefault(backend, {})
         outcome = "error" if report.when != "call" and report.failed else report.outcome
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    group = _group_by_nodeid.get(report.nodeid, "core")
+    # Under pytest-xdist only the workers collect: the report's keywords carry the markers.
+    group = _group_by_nodeid.get(report.nodeid) or next(
+        (g for g in GROUPS if g in report.keywords), "core"
+    )
     _group_seconds[group] = _group_seconds.get(group, 0.0) + report.duration
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         _group_counts[group] = _group_counts.get(group, 0) + 1
@@ -276,6 +279,9 @@ _group_by_nodeid: dict[str, str] = {}
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         _group_by_nodeid[item.nodeid] = _group_of(item)
+        if item.get_closest_marker("tryton") is not None:
+            # One worker runs every Tryton test: they share one cached ERP environment and server.
+            item.add_marker(pytest.mark.xdist_group("tryton"))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
