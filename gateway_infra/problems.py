@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from gateway_infra.correlation import current_correlation_id
 
@@ -149,6 +150,20 @@ def validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
     return entries
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the requested path answers (RFC 9110 Allow), across all of its routes: the
+    router names only the methods of the first route whose path matched."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every error of this app an application/problem+json response."""
 
@@ -156,13 +171,16 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, ProblemError)
         return problem_response(exc.problem, exc.detail, headers=exc.headers, **exc.extensions)
 
-    async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         problem = problem_type_for_status(exc.status_code)
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail != problem.title else None
         if detail in (HTTPStatus(exc.status_code).phrase,):
             detail = None
-        return problem_response(problem, detail, headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        return problem_response(problem, detail, headers=headers)
 
     async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -41,6 +41,8 @@ OperationsDep = Annotated[DeliveryOperations, Depends(get_operations)]
 Reader = Annotated[Principal, Security(authenticate, scopes=["process:deliveries:read"])]
 Writer = Annotated[Principal, Security(authenticate, scopes=["process:deliveries:write"])]
 DeliveryId = Annotated[int, Path(ge=1, le=2**62, description="The delivery's id.")]
+# Routed as `{delivery_id:int}`: only digits reach those routes, so another method on /replay or
+# /resend answers 405 with the methods it allows, not a 422 for a delivery id.
 
 router = APIRouter(
     prefix="/v1/deliveries", tags=["deliveries"], responses=problem_responses(401, 403, 422)
@@ -187,7 +189,7 @@ async def resend(operations: OperationsDep, caller: Writer, request: ResendReque
 
 
 @router.get(
-    "/{delivery_id}",
+    "/{delivery_id:int}",
     summary="One delivery",
     response_model=Delivery,
     responses=problem_responses(404),
@@ -202,7 +204,7 @@ async def get_delivery(
 
 
 @router.get(
-    "/{delivery_id}/attempts",
+    "/{delivery_id:int}/attempts",
     summary="Every attempt of one delivery: status, latency, response code, error",
     response_model=AttemptList,
     responses=problem_responses(404),
@@ -217,7 +219,7 @@ async def delivery_attempts(
 
 
 @router.post(
-    "/{delivery_id}/replay",
+    "/{delivery_id:int}/replay",
     summary="Replay one dead letter: a new series of attempts, same webhook-id",
     response_model=Delivery,
     responses=problem_responses(404, 409),

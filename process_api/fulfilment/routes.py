@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Request, Response, Security
 
@@ -190,9 +191,13 @@ async def import_settlement(
     exception and leaves its order as it is. The same report again changes nothing; another
     report with the same payout id is refused (409 `settlement-conflict`)."""
     imported = await service.import_settlement(report, actor="process_api")
+    # Payout ids are the channel's, in any script and with any character: percent-encoded, so
+    # the header stays ASCII and the path one segment.
     response.headers["Location"] = str(
         request.url_for(
-            "process_get_settlement", channel=report.channel, payout_id=report.payout_id
+            "process_get_settlement",
+            channel=report.channel,
+            payout_id=quote(report.payout_id, safe=""),
         )
     )
     if not imported.created:

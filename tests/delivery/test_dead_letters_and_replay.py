@@ -115,7 +115,7 @@ async def test_replay_answers_problems_for_unknown_and_undead_deliveries(
     assert (unknown.status_code, unknown.json()["code"]) == (404, "not-found")
     assert (undead.status_code, undead.json()["code"]) == (409, "delivery-not-replayable")
     assert (backwards.status_code, backwards.json()["code"]) == (422, "validation-error")
-    assert bad_id.status_code == 422
+    assert bad_id.status_code == 404  # delivery ids are numbers: no such resource
     for answer in (unknown, undead, backwards, bad_id):
         assert answer.headers["content-type"] == "application/problem+json"
 
