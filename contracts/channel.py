@@ -3,11 +3,11 @@
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import Field, model_validator
 
-from contracts.common import ChannelCode, ContractModel
+from contracts.common import ChannelCode, ContractModel, DecimalForm
 
 __all__ = [
     "AvailabilityMode",
@@ -29,6 +29,20 @@ class AvailabilityMode(StrEnum):
     """A percentage of free stock (rounded down)."""
 
 
+# Decimal strings in the forms the documents state, bounds included.
+Percentage = Annotated[
+    Decimal,
+    DecimalForm(r"^(100(\.0+)?|[1-9][0-9]?(\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)$", gt=0, le=100),
+]
+"""More than 0 and at most 100, e.g. "80" or "12.5"."""
+PercentageOrZero = Annotated[
+    Decimal, DecimalForm(r"^(100(\.0+)?|[1-9]?[0-9](\.[0-9]+)?)$", ge=0, le=100)
+]
+"""0 to 100, e.g. "0" or "12.5"."""
+NonNegativeDecimal = Annotated[Decimal, DecimalForm(r"^[0-9]+(\.[0-9]+)?$", ge=0)]
+"""0 or more, e.g. "15.00"."""
+
+
 class AvailabilityPolicy(ContractModel):
     """Available-to-sell = on-hand - reserved - safety stock - buffer, then mode, cap and floor."""
 
@@ -36,7 +50,7 @@ class AvailabilityPolicy(ContractModel):
     safety_stock: int = Field(default=0, ge=0, description="Units never offered on any channel.")
     buffer: int = Field(default=0, ge=0, description="Units held back for this channel's sync lag.")
     ring_fenced_quantity: int | None = Field(default=None, ge=0)
-    percentage: Decimal | None = Field(default=None, gt=0, le=100)
+    percentage: Percentage | None = None
     cap: int | None = Field(default=None, ge=0, description="Never list more than this.")
     floor: int = Field(
         default=0, ge=0, description="Below this many units, publish 0 (avoid the last-unit race)."
@@ -79,7 +93,7 @@ class PriceRules(ContractModel):
     max_promotions_per_sku: int = Field(default=10, ge=0)
     max_promotion_duration: timedelta = Field(default=timedelta(days=180))
     allow_overlapping_promotions: bool = False
-    minimum_margin_percent: Decimal | None = Field(default=None, ge=0, le=100)
+    minimum_margin_percent: PercentageOrZero | None = None
 
 
 class ChannelProfile(ContractModel):
@@ -98,8 +112,8 @@ class ChannelProfile(ContractModel):
     availability: AvailabilityPolicy = Field(default_factory=AvailabilityPolicy)
     return_window: timedelta = Field(default=timedelta(days=30))
     refund_timing: RefundTiming = RefundTiming.AFTER_INSPECTION
-    immediate_refund_limit: Decimal | None = Field(
-        default=None, ge=0, description="Refund at once below this line value, when allowed."
+    immediate_refund_limit: NonNegativeDecimal | None = Field(
+        default=None, description="Refund at once below this line value, when allowed."
     )
     price_rules: PriceRules = Field(default_factory=PriceRules)
     throttling_tier: str = Field(default="standard", min_length=1, max_length=32)

@@ -25,6 +25,32 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def operation_link(path: str, method: str, description: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link to the operation at `path` (as the app documents it) and `method`, its
+    parameters taken from the response, e.g. order_id="$response.body#/order_id"."""
+    pointer = path.replace("~", "~0").replace("/", "~1")
+    return {
+        "operationRef": f"#/paths/{pointer}/{method.lower()}",
+        "parameters": parameters,
+        "description": description,
+    }
+
+
+def _without_null(parameter: dict[str, Any]) -> None:
+    """A header is sent or left out, never null: an optional header's schema (FastAPI documents
+    `str | None` as anyOf string/null) keeps its other alternative only."""
+    schema = parameter.get("schema", {})
+    branches = schema.get("anyOf")
+    if not branches or {"type": "null"} not in branches:
+        return
+    rest = [branch for branch in branches if branch != {"type": "null"}]
+    del schema["anyOf"]
+    if len(rest) == 1:
+        schema.update({**rest[0], **schema})
+    else:
+        schema["anyOf"] = rest
+
+
 def install_openapi(
     app: FastAPI,
     *,
@@ -71,6 +97,8 @@ def install_openapi(
         for path_item in document.get("paths", {}).values():
             for operation in path_item.values():
                 for parameter in operation.get("parameters", []):
+                    if parameter.get("in") == "header":
+                        _without_null(parameter)
                     # Checked by the app itself (400 problem, not 422), but required all the same.
                     if parameter.get("in") == "header" and parameter["name"] in required_headers_:
                         parameter["required"] = True

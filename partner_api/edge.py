@@ -22,11 +22,12 @@ from partner_api.idempotency import (
 )
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-# What parse_idempotency_key accepts: a bare token, or an RFC 8941 string in double quotes.
+# Exactly what parse_idempotency_key accepts: a bare key of visible ASCII without the delimiters
+# DQUOTE, comma, semicolon and backslash, or an RFC 8941 string in double quotes.
 IDEMPOTENCY_KEY_SCHEMA = {
     "type": "string",
     "pattern": (
-        "^([!#$%&'*+.^_`|~0-9A-Za-z:/-]{1,255}"
+        "^([\\x21\\x23-\\x2b\\x2d-\\x3a\\x3c-\\x5b\\x5d-\\x7e]{1,255}"
         '|"([\\x20-\\x21\\x23-\\x5b\\x5d-\\x7e]|\\\\["\\\\]){1,255}")$'
     ),
     "examples": ['"0b5b7f8e-5d0c-4f4e-9a9b-1f0e3c2d4a55"', "order-4711-attempt-1"],

@@ -12,7 +12,7 @@ from pydantic import BaseModel, create_model
 
 from contracts import OrderStatus
 from contracts.common import Identifier, UtcDateTime
-from gateway_infra.openapi import problem_responses
+from gateway_infra.openapi import operation_link, problem_responses
 from gateway_infra.problems import NOT_FOUND, ProblemError
 from partner_api.edge import IdempotentCall, Partner, ensure_own, idempotent, partner
 from process_api.order_to_cash.port import OrdersPort
@@ -31,6 +31,18 @@ def build_orders_router(representation: Any) -> APIRouter:
         responses=problem_responses(400, 401, 403, 422, 429),
     )
 
+    # Where a client goes from an order it holds: read it, cancel it.
+    read_link = operation_link(
+        "/orders/{order_id}", "get", "Read this order.", order_id="$response.body#/order_id"
+    )
+    cancel_link = operation_link(
+        "/orders/{order_id}/cancel",
+        "post",
+        "Cancel this order while it has not shipped.",
+        order_id="$response.body#/order_id",
+    )
+    order_links = {"GetOrder": read_link, "CancelOrder": cancel_link}
+
     def orders_of(request: Request) -> OrdersPort:
         port: OrdersPort = request.app.state.orders
         return port
@@ -41,9 +53,17 @@ def build_orders_router(representation: Any) -> APIRouter:
         status_code=201,
         response_model=response_model,
         responses={
-            200: {"model": response_model, "description": "Submitted before; as it is now."},
-            201: {"description": "Validated by the ERP and accepted."},
-            202: {"model": response_model, "description": "Recorded; validation is deferred."},
+            200: {
+                "model": response_model,
+                "description": "Submitted before; as it is now.",
+                "links": order_links,
+            },
+            201: {"description": "Validated by the ERP and accepted.", "links": order_links},
+            202: {
+                "model": response_model,
+                "description": "Recorded; validation is deferred.",
+                "links": order_links,
+            },
             **problem_responses(409, 413, 415),
         },
     )
@@ -137,7 +157,7 @@ def build_orders_router(representation: Any) -> APIRouter:
         "/{order_id}",
         summary="One order of the calling channel",
         response_model=response_model,
-        responses=problem_responses(404),
+        responses={200: {"links": {"CancelOrder": cancel_link}}, **problem_responses(404)},
     )
     async def get_order(
         request: Request,

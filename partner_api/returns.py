@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from contracts.common import Identifier
 from contracts.returns import ReturnLine, ReturnStatus
-from gateway_infra.openapi import problem_responses
+from gateway_infra.openapi import operation_link, problem_responses
 from gateway_infra.problems import NOT_FOUND, ProblemError
 from partner_api.edge import IdempotentCall, Partner, ensure_own, idempotent, partner
 from process_api.problems import RETURN_REFUSED
@@ -36,6 +36,15 @@ def build_returns_router(representation: Any) -> APIRouter:
         port: ReturnsPort = request.app.state.returns
         return port
 
+    return_links = {
+        "GetReturn": operation_link(
+            "/returns/{return_id}",
+            "get",
+            "Read this return.",
+            return_id="$response.body#/return_id",
+        )
+    }
+
     @router.post(
         "",
         summary="Request a return of an order of the calling channel",
@@ -52,8 +61,12 @@ def build_returns_router(representation: Any) -> APIRouter:
         status_code=201,
         response_model=response_model,
         responses={
-            200: {"model": response_model, "description": "Requested before; as it is now."},
-            201: {"description": "Authorized by the channel's policy."},
+            200: {
+                "model": response_model,
+                "description": "Requested before; as it is now.",
+                "links": return_links,
+            },
+            201: {"description": "Authorized by the channel's policy.", "links": return_links},
             **problem_responses(404, 409, 413, 415),
         },
     )

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Body, Path, Request, Response, Security
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from contracts.common import JsonTypedModel
 from gateway_infra.delivery import (
     InvalidSubscription,
     Subscription,
@@ -82,7 +83,7 @@ class WebhookCreate(BaseModel):
         return _known_types(value)
 
 
-class SecretRotation(BaseModel):
+class SecretRotation(JsonTypedModel):
     """How long the replaced secret keeps signing beside the new one."""
 
     model_config = ConfigDict(extra="forbid")

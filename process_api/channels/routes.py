@@ -36,6 +36,8 @@ _ETAG_HEADER: dict[str, Any] = {
     }
 }
 _ETAG = re.compile(r'^(?:W/)?"v([0-9]{1,9})"$')
+# What If-Match takes: one entity tag, or nothing at all (an empty header sets no condition).
+_IF_MATCH_PATTERN = r'^((?:W/)?"v[0-9]{1,9}")?$'
 
 router = APIRouter(
     prefix="/v1/channels", tags=["channels"], responses=problem_responses(401, 403, 422)
@@ -47,8 +49,9 @@ def etag(version: int) -> str:
 
 
 def expected_version(if_match: str | None) -> int | None:
-    """The version an If-Match header asks for: one entity tag as sent in ETag, or none."""
-    if if_match is None:
+    """The version an If-Match header asks for: one entity tag as sent in ETag, or none (no
+    header, or an empty one)."""
+    if if_match is None or not if_match.strip():
         return None
     match = _ETAG.match(if_match.strip())
     if match is None:
@@ -102,7 +105,10 @@ async def put_channel_profile(
     principal: Annotated[Principal, Security(authenticate, scopes=[WRITE_SCOPE])],
     if_match: Annotated[
         str | None,
-        Header(description='Update only if the profile is still at this version, e.g. "v3".'),
+        Header(
+            description='Update only if the profile is still at this version, e.g. "v3".',
+            json_schema_extra={"pattern": _IF_MATCH_PATTERN},
+        ),
     ] = None,
 ) -> ChannelProfile:
     """Validate and store the profile as the channel's next version; the change is audited.

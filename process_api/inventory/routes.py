@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Security
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.convertors import StringConvertor, register_url_convertor
 
-from contracts.common import ChannelCode, Sku, UtcDateTime
+from contracts.common import ChannelCode, JsonTypedModel, Sku, UtcDateTime
 from gateway_infra.auth.dependencies import authenticate
 from gateway_infra.openapi import problem_responses
 from process_api.inventory.service import InventoryService
@@ -40,7 +41,7 @@ class InventoryView(BaseModel):
     available: dict[str, int] = Field(description="Available-to-sell per channel.")
 
 
-class StockCount(BaseModel):
+class StockCount(JsonTypedModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: Sku
@@ -76,7 +77,20 @@ class PublicationStatus(BaseModel):
     )
 
 
-@router.get("/{sku}", summary="One SKU's position and availability", dependencies=READ)
+class _ItemSku(StringConvertor):
+    """A SKU as the last segment of /v1/inventory/...: anything but `counts`, which is the counts
+    resource of its own (POST only), so that another method on it answers 405 rather than
+    reading a SKU named "counts"."""
+
+    regex = "(?!counts$)[^/]+"
+
+
+register_url_convertor("inventory_sku", _ItemSku())
+
+
+@router.get(
+    "/{sku:inventory_sku}", summary="One SKU's position and availability", dependencies=READ
+)
 async def inventory(service: InventoryDep, sku: Annotated[Sku, Path()]) -> InventoryView:
     position = await service.position(sku)
     return InventoryView(

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import Order, OrderStatus, OrderSubmission
-from contracts.common import ChannelCode, Identifier
+from contracts.common import ChannelCode, Identifier, UtcDateTime
 from gateway_infra.auth.dependencies import authenticate
-from gateway_infra.openapi import problem_responses
+from gateway_infra.openapi import operation_link, problem_responses
 from gateway_infra.problems import NOT_FOUND, ProblemError
 from process_api.order_to_cash.service import OrderNotFound, OrderService
 from process_api.problems import ORDER_REJECTED
@@ -28,6 +27,17 @@ READ = [Security(authenticate, scopes=["process:orders:read"])]
 WRITE = [Security(authenticate, scopes=["process:orders:write"])]
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"], responses=problem_responses(401, 403, 422))
+# Where a client goes from an order it holds: read it, cancel it.
+READ_LINK = operation_link(
+    "/v1/orders/{order_id}", "get", "Read this order.", order_id="$response.body#/order_id"
+)
+CANCEL_LINK = operation_link(
+    "/v1/orders/{order_id}/cancel",
+    "post",
+    "Cancel this order while it has not shipped.",
+    order_id="$response.body#/order_id",
+)
+ORDER_LINKS = {"GetOrder": READ_LINK, "CancelOrder": CANCEL_LINK}
 
 
 @router.post(
@@ -36,11 +46,16 @@ router = APIRouter(prefix="/v1/orders", tags=["orders"], responses=problem_respo
     status_code=201,
     dependencies=WRITE,
     responses={
-        200: {"model": Order, "description": "This channel order was submitted before; as it is."},
-        201: {"description": "Validated by the ERP and accepted."},
+        200: {
+            "model": Order,
+            "description": "This channel order was submitted before; as it is.",
+            "links": ORDER_LINKS,
+        },
+        201: {"description": "Validated by the ERP and accepted.", "links": ORDER_LINKS},
         202: {
             "model": Order,
             "description": "Recorded, stock reserved; ERP validation deferred and retried.",
+            "links": ORDER_LINKS,
         },
         **problem_responses(409, 413, 415),
     },
@@ -71,7 +86,7 @@ async def submit_order(
     "/{order_id}",
     summary="One order with its history",
     name="process_get_order",
-    responses=problem_responses(404),
+    responses={200: {"links": {"CancelOrder": CANCEL_LINK}}, **problem_responses(404)},
     dependencies=READ,
 )
 async def get_order(service: OrderServiceDep, order_id: Annotated[Identifier, Path()]) -> Order:
@@ -102,7 +117,7 @@ async def list_orders(
     channel: Annotated[ChannelCode | None, Query()] = None,
     status: Annotated[list[OrderStatus] | None, Query(description="One or more statuses.")] = None,
     updated_after: Annotated[
-        datetime | None, Query(description="Changed after (RFC 3339).")
+        UtcDateTime | None, Query(description="Changed after (RFC 3339).")
     ] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

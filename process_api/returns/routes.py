@@ -10,7 +10,7 @@ from contracts.common import ChannelCode, Identifier, UtcDateTime
 from contracts.returns import ChannelRefund, Return, ReturnStatus
 from gateway_infra.auth.dependencies import authenticate
 from gateway_infra.auth.tokens import Principal
-from gateway_infra.openapi import problem_responses
+from gateway_infra.openapi import operation_link, problem_responses
 from gateway_infra.problems import NOT_FOUND, VALIDATION_ERROR, ProblemError
 from process_api.problems import RETURN_REFUSED
 from process_api.returns.models import (
@@ -69,6 +69,13 @@ def _answer(outcome: Outcome, response: Response) -> Return:
     return outcome.ret
 
 
+RETURN_LINKS = {
+    "GetReturn": operation_link(
+        "/v1/returns/{return_id}", "get", "Read this return.", return_id="$response.body#/return_id"
+    )
+}
+
+
 @router.post(
     "",
     summary="Request a return on behalf of a channel",
@@ -77,8 +84,9 @@ def _answer(outcome: Outcome, response: Response) -> Return:
         200: {
             "model": Return,
             "description": "This channel return was requested before; as it is.",
+            "links": RETURN_LINKS,
         },
-        201: {"description": "Authorized by the channel's policy."},
+        201: {"description": "Authorized by the channel's policy.", "links": RETURN_LINKS},
         **problem_responses(404, 409, 413, 415),
     },
 )
