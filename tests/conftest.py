@@ -32,6 +32,7 @@ from gateway_infra.auth.scopes import PROCESS_SCOPES, SYSTEM_SCOPES
 from gateway_infra.clock import Clock, ManualClock
 from gateway_infra.database import Database, normalise_url
 from gateway_infra.settings import Settings
+from tests.contract import reporting as contract_reporting
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -259,6 +260,7 @@ def _conformance_backend(nodeid: str) -> str | None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    contract_reporting.collect(report)
     backend = _conformance_backend(report.nodeid)
     if backend is not None and (report.when == "call" or report.outcome != "passed"):
         outcomes = _conformance.setdefault(backend, {})
@@ -285,6 +287,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    contract_reporting.summarize(terminalreporter)
     if _conformance:
         terminalreporter.section("system API conformance suite per backend")
         for backend in CONFORMANCE_BACKENDS:
