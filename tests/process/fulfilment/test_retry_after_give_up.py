@@ -11,7 +11,8 @@ from contracts import OrderStatus
 from gateway import Gateway
 from gateway_infra.auth.clients import ClientKind
 from gateway_infra.clock import ManualClock
-from process_api.fulfilment.service import BACKEND_RETRY, RELEASE_TIMER
+from process_api.fulfilment.models import RELEASE_TIMER
+from process_api.fulfilment.service import BACKEND_RETRY
 from tests.conftest import INTERNAL_SCOPES, register_and_authorize
 from tests.process.fulfilment.support import Outage, accepted_order
 
