@@ -14,7 +14,8 @@ from typing import Any, ParamSpec, TypeVar
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, Select, create_engine, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
 
@@ -117,3 +118,15 @@ def _install_sqlite_recipe(engine: Engine, busy_timeout_ms: int, *, wal: bool) -
 
 
 __all__ = ["Database", "normalise_url"]
+
+
+def for_update(conn: Connection, query: Select[Any]) -> Select[Any]:
+    """Row locks on PostgreSQL; SQLite's write transactions (BEGIN IMMEDIATE) are exclusive."""
+    return query if conn.dialect.name == "sqlite" else query.with_for_update()
+
+
+def dialect_insert(conn: Connection, table: Any) -> Any:
+    """INSERT with the dialect's ON CONFLICT clauses (PostgreSQL or SQLite)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

@@ -19,9 +19,9 @@ from typing import Any
 
 from pydantic import JsonValue
 from sqlalchemy import Connection, and_, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway_infra.correlation import correlation_id_var, new_correlation_id
+from gateway_infra.database import dialect_insert
 from gateway_infra.tables import timers
 from gateway_infra.unit_of_work import Store, UnitOfWork
 
@@ -89,12 +89,7 @@ def schedule(
         "last_error": None,
         "created_at": now,
     }
-    dialect = conn.dialect.name
-    upsert: Any
-    if dialect == "postgresql":
-        upsert = postgresql.insert(timers).values(values)
-    else:
-        upsert = sqlite.insert(timers).values(values)
+    upsert = dialect_insert(conn, timers).values(values)
     upsert = upsert.on_conflict_do_update(
         index_elements=[timers.c.kind, timers.c.key],
         set_={
@@ -131,11 +126,7 @@ def ensure_scheduled(
         "state": PENDING,
         "created_at": now,
     }
-    insert_stmt: Any
-    if conn.dialect.name == "postgresql":
-        insert_stmt = postgresql.insert(timers).values(values)
-    else:
-        insert_stmt = sqlite.insert(timers).values(values)
+    insert_stmt = dialect_insert(conn, timers).values(values)
     conn.execute(
         insert_stmt.on_conflict_do_update(
             index_elements=[timers.c.kind, timers.c.key],

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, insert, select, tuple_, update
 
+from gateway_infra.database import for_update
 from gateway_infra.delivery.models import (
     Attempt,
     Delivery,
@@ -129,8 +130,7 @@ class DeliveryAdmin:
 
         def replay(uow: UnitOfWork) -> Delivery:
             query = select(deliveries).where(deliveries.c.delivery_id == delivery_id)
-            if uow.conn.dialect.name == "postgresql":
-                query = query.with_for_update()
+            query = for_update(uow.conn, query)
             row = uow.conn.execute(query).one_or_none()
             if row is None:
                 raise UnknownDelivery(f"no delivery {delivery_id}")

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from gateway_infra.database import dialect_insert
 from gateway_infra.delivery.models import DeliveryState, SubscriptionState
 from gateway_infra.delivery.tables import deliveries, relay_cursors, subscriptions
 from gateway_infra.outbox import SequencedEvent, read_after
@@ -30,17 +30,11 @@ CURSOR_NAME = "webhooks"
 RELAY_BATCH = 500
 
 
-def _insert(conn: Connection, table: Any) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 def _lock_cursor(uow: UnitOfWork) -> int | None:
     """The cursor's position, locked for this transaction; None when another relay holds it."""
     conn = uow.conn
     conn.execute(
-        _insert(conn, relay_cursors)
+        dialect_insert(conn, relay_cursors)
         .values(name=CURSOR_NAME, position=0, updated_at=uow.now)
         .on_conflict_do_nothing(index_elements=[relay_cursors.c.name])
     )
@@ -129,7 +123,7 @@ class Relay:
         rows = delivery_rows(events, subscription_rows, uow.now)
         if rows:
             uow.conn.execute(
-                _insert(uow.conn, deliveries).on_conflict_do_nothing(
+                dialect_insert(uow.conn, deliveries).on_conflict_do_nothing(
                     index_elements=[deliveries.c.subscription_id, deliveries.c.event_id]
                 ),
                 rows,

@@ -31,6 +31,7 @@ from sqlalchemy import Connection, func, insert, or_, select, update
 
 from gateway_infra.auth.secret_box import SecretBox
 from gateway_infra.correlation import correlation_id_var, new_correlation_id
+from gateway_infra.database import for_update
 from gateway_infra.delivery.models import (
     AttemptOutcome,
     DeliveryState,
@@ -381,8 +382,7 @@ class Sender:
         query = select(subscriptions).where(
             subscriptions.c.subscription_id == claimed.subscription_id
         )
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
+        query = for_update(conn, query)
         sub = conn.execute(query).one()
         if sub.state != SubscriptionState.ACTIVE.value:
             return

@@ -17,6 +17,7 @@ from pydantic import JsonValue
 from sqlalchemy import Connection, func, insert, select, update
 
 from gateway_infra.auth.secret_box import SecretBox
+from gateway_infra.database import for_update
 from gateway_infra.delivery.models import DeliveryState, Subscription, SubscriptionState
 from gateway_infra.delivery.policy import DeliveryPolicy
 from gateway_infra.delivery.safety import DestinationRefused, validate_url
@@ -339,8 +340,7 @@ def _load(conn: Connection, subscription_id: str) -> Subscription:
 def _live_row(conn: Connection, subscription_id: str) -> Any:
     """The subscription's row, locked for the change; UnknownSubscription when gone."""
     query = select(subscriptions).where(subscriptions.c.subscription_id == subscription_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
+    query = for_update(conn, query)
     row = conn.execute(query).one_or_none()
     if row is None or row.state == SubscriptionState.DELETED.value:
         raise UnknownSubscription(f"no webhook {subscription_id!r}")

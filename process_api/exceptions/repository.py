@@ -26,6 +26,7 @@ from contracts.exceptions import (
     Severity,
     raised_severity,
 )
+from gateway_infra.database import for_update
 from gateway_infra.scheduler import schedule
 from gateway_infra.unit_of_work import UnitOfWork
 from process_api.exceptions.errors import ActionNotApplicable, ExceptionClosed, ExceptionNotFound
@@ -245,8 +246,7 @@ def _close(
 
 def _locked(conn: Connection, exception_id: str) -> Row[Any]:
     query = select(exceptions).where(exceptions.c.exception_id == exception_id)
-    if conn.dialect.name != "sqlite":  # SQLite's write transactions are exclusive already
-        query = query.with_for_update()
+    query = for_update(conn, query)
     row = conn.execute(query).first()
     if row is None:
         raise ExceptionNotFound(exception_id)

@@ -156,11 +156,6 @@ class Imported(BaseModel):
     created: bool
 
 
-def clip(text: str, limit: int = 2000) -> str:
-    """Text cut to at most limit characters (an exception's detail, a subject)."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def package_lines(package: Package) -> list[dict[str, str | int]]:
     return [line.model_dump(mode="json") for line in package.lines]
 

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, delete, select, update
 
 from contracts import CreditNote, Money, Package, Shipment
 from contracts.erp import Invoice
+from gateway_infra.database import dialect_insert
 from gateway_infra.unit_of_work import UnitOfWork
 from process_api.fulfilment.models import (
     DocumentKind,
@@ -23,7 +24,6 @@ from process_api.fulfilment.models import (
     package_lines,
     to_package,
 )
-from process_api.inventory.repository import dialect_insert
 from process_api.tables import fulfilments, invoices, shipment_packages
 
 __all__ = [

@@ -25,6 +25,7 @@ from contracts import Order, OrderStatus, Package, SettlementReport, Shipment
 from contracts.erp import Invoice, InvoiceLineRequest, InvoiceRequest
 from contracts.exceptions import Severity
 from contracts.wms import FulfilmentLine, FulfilmentRequest, ShipmentConfirmation
+from gateway_infra.database import for_update
 from gateway_infra.problems import ProblemError
 from gateway_infra.scheduler import DueTimer, RetryPolicy, Scheduler, cancel, schedule
 from gateway_infra.unit_of_work import Store, UnitOfWork
@@ -42,12 +43,11 @@ from process_api.fulfilment.models import (
     PackageState,
     Reconciliation,
     Release,
-    clip,
     package_lines,
     same_contents,
 )
 from process_api.inventory.models import ReservationNotFound
-from process_api.inventory.repository import consume, for_update
+from process_api.inventory.repository import consume
 from process_api.inventory.service import InventoryService
 from process_api.order_to_cash import repository as orders_repo
 from process_api.problems import (
@@ -60,6 +60,7 @@ from process_api.problems import (
     SHIPMENT_INVALID,
 )
 from process_api.tables import orders
+from process_api.text import clip
 from system_api.erp.port import ErpPort
 from system_api.errors import BackendUnavailable
 from system_api.wms.port import WmsPort

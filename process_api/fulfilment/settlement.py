@@ -24,12 +24,12 @@ from process_api.fulfilment.models import (
     MismatchCode,
     ReconciledLine,
     Reconciliation,
-    clip,
 )
 from process_api.fulfilment.repository import invoiced_total, refunded_total
 from process_api.order_to_cash import repository as orders_repo
 from process_api.problems import SETTLEMENT_CONFLICT
 from process_api.tables import settlement_lines, settlements
+from process_api.text import clip
 
 __all__ = ["digest_of", "import_report", "load_reconciliation"]
 

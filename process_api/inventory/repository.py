@@ -12,10 +12,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, Select, bindparam, case, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, Connection, bindparam, case, delete, select, update
 
 from contracts.exceptions import Severity
+from gateway_infra.database import dialect_insert, for_update
 from gateway_infra.scheduler import cancel, schedule
 from gateway_infra.unit_of_work import UnitOfWork
 from process_api.exceptions import open_exception, resolve_exceptions
@@ -57,17 +57,6 @@ HELD = ReservationState.HELD.value
 def chunked(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def for_update(conn: Connection, query: Select[Any]) -> Select[Any]:
-    """Row locks on PostgreSQL; SQLite's write transactions (BEGIN IMMEDIATE) are exclusive."""
-    return query if conn.dialect.name == "sqlite" else query.with_for_update()
-
-
-def dialect_insert(conn: Connection, table: Any) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 # ---------------------------------------------------------------- reserving

@@ -170,8 +170,3 @@ class ReturnsReconciliation(BaseModel):
 
 def money(amount: Decimal, currency: str) -> Money:
     return Money(amount=amount, currency=currency)
-
-
-def clip(text: str, limit: int = 2000) -> str:
-    """Text cut to at most limit characters (an exception's detail)."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"

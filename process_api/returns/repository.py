@@ -27,8 +27,8 @@ from contracts.returns import (
     ReturnTransition,
     WaitingStep,
 )
+from gateway_infra.database import for_update
 from gateway_infra.unit_of_work import UnitOfWork
-from process_api.inventory.repository import for_update
 from process_api.tables import return_history, return_lines, return_refunds, returns
 
 __all__ = [

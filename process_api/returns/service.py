@@ -44,13 +44,13 @@ from contracts.wms import (
     ReturnReceiptLineIn,
     ReturnReceiptRequest,
 )
+from gateway_infra.database import for_update
 from gateway_infra.problems import ProblemError
 from gateway_infra.scheduler import DueTimer, Scheduler, cancel, schedule
 from gateway_infra.unit_of_work import Store, UnitOfWork
 from process_api.exceptions import StepSupervisor, open_exception
 from process_api.fulfilment import repository as fulfilment_repo
 from process_api.fulfilment.models import PackageState
-from process_api.inventory.repository import for_update
 from process_api.inventory.service import InventoryService
 from process_api.order_to_cash import repository as orders_repo
 from process_api.order_to_cash.paging import decode_cursor, encode_cursor
@@ -78,11 +78,11 @@ from process_api.returns.models import (
     ReturnCreate,
     ReturnList,
     ReturnsReconciliation,
-    clip,
     money,
 )
 from process_api.returns.port import Outcome, UnknownOrder, UnknownReturn
 from process_api.tables import orders
+from process_api.text import clip
 from system_api.erp.port import ErpPort
 from system_api.errors import BackendUnavailable
 from system_api.wms.port import WmsPort
