@@ -262,13 +262,13 @@ def mock_amazon_app(state: AmazonState, prism: dict[str, str]) -> FastAPI:
         if answer.status_code < 300 and isinstance(payload, dict):
             payload = _as_amazon_would(state, request.method, path, body, payload)
         forwarded = {
-            k: v
+            k.lower(): v
             for k, v in answer.headers.items()
             if k.lower() in ("x-amzn-ratelimit-limit", "x-amzn-requestid", "sl-violations")
         }
         for limited, rate in state.rate_limits.items():
             if path.startswith(limited):
-                forwarded["x-amzn-RateLimit-Limit"] = rate
+                forwarded["x-amzn-ratelimit-limit"] = rate
         if payload is None:
             return Response(status_code=answer.status_code, headers=forwarded)
         return JSONResponse(payload, status_code=answer.status_code, headers=forwarded)

@@ -81,7 +81,7 @@ class SpApiClient:
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
         self.rates: dict[str, float] = {}
-        self._next_slot: dict[str, datetime] = {}
+        self._last_call: dict[str, datetime] = {}
         self.token_requests = 0
 
     async def aclose(self) -> None:
@@ -206,14 +206,12 @@ class SpApiClient:
     async def _pace(self, operation: str) -> None:
         """Space the operation's calls by its rate (1 / requests per second), once known."""
         rate = self.rates.get(operation)
-        if not rate:
-            return
-        now = self.clock.now()
-        slot = max(now, self._next_slot.get(operation, now))
-        self._next_slot[operation] = slot + timedelta(seconds=1 / rate)
-        wait = (slot - now).total_seconds()
-        if wait > 0:
-            await self.sleep(wait)
+        last = self._last_call.get(operation)
+        if rate and last is not None:
+            wait = (last + timedelta(seconds=1 / rate) - self.clock.now()).total_seconds()
+            if wait > 0:
+                await self.sleep(wait)
+        self._last_call[operation] = self.clock.now()
 
     def _learn_rate(self, operation: str, response: httpx.Response) -> None:
         raw = response.headers.get("x-amzn-RateLimit-Limit")

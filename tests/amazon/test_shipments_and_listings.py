@@ -1,0 +1,182 @@
+"""Shipment confirmations per package, listings feeds tracked to their processing report, the
+allow-list of outbound hosts and the cached Login with Amazon token, against the mock Amazon."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from gateway import Gateway
+from gateway_infra.clock import ManualClock
+from process_api.marketplaces.amazon import AmazonAdapter
+from process_api.tables import amazon_feeds, shipment_packages
+from tests.amazon.conftest import ECHO, FIRE_TV, RecordedSleep, no_violations
+from tests.amazon.mock_amazon import AmazonState
+from tests.amazon.support import (
+    report_schema,
+    ship,
+    stock_the_warehouse,
+    the_order_id,
+    unconfirmed_availability,
+    uploaded_feeds,
+)
+
+pytestmark = pytest.mark.amazon
+AMAZON_ORDER = "123-4567890-1234567"
+ECHO_ITEM, FIRE_TV_ITEM = "12345678901234", "12345678901235"
+
+
+async def shipped_in_two_packages(gateway: Gateway, adapter: AmazonAdapter) -> str:
+    await adapter.pull_orders()
+    order_id = the_order_id(gateway, AMAZON_ORDER)
+    await stock_the_warehouse(gateway, ECHO, FIRE_TV)
+    await gateway.fulfilment.release(order_id, actor="test")
+    await ship(
+        gateway,
+        order_id,
+        "SHP-1",
+        gateway.clock.now(),
+        ("PKG-1", "1Z-ONE", [(ECHO_ITEM, ECHO, 2)]),
+        ("PKG-2", "1Z-TWO", [(FIRE_TV_ITEM, FIRE_TV, 1)]),
+    )
+    return order_id
+
+
+async def test_a_corrected_package_is_resent_under_the_same_reference_never_duplicated(
+    gateway: Gateway, adapter: AmazonAdapter, amazon: AmazonState
+) -> None:
+    order_id = await shipped_in_two_packages(gateway, adapter)
+    await adapter.confirm_shipments()
+    # The warehouse corrects the first package's tracking number.
+    gateway.database.run_write(
+        lambda conn: conn.execute(
+            update(shipment_packages)
+            .where(shipment_packages.c.package_reference == "PKG-1")
+            .values(tracking_number="1Z-ONE-FIXED")
+        )
+    )
+
+    resent = await adapter.confirm_shipments()
+
+    assert resent.packages_confirmed == 1
+    sent = [
+        (c.body["packageDetail"]["packageReferenceId"], c.body["packageDetail"]["trackingNumber"])
+        for c in amazon.calls("POST", f"/orders/v0/orders/{AMAZON_ORDER}/shipmentConfirmation")
+    ]
+    first, second, correction = sent
+    assert first[0] != second[0]
+    assert correction == (first[0], "1Z-ONE-FIXED")
+    assert (await adapter.confirm_shipments()).packages_confirmed == 0
+    assert order_id
+    no_violations(amazon)
+
+
+async def test_confirmations_are_paced_by_the_rate_amazon_announces(
+    gateway: Gateway, adapter: AmazonAdapter, amazon: AmazonState, sleeps: RecordedSleep
+) -> None:
+    await shipped_in_two_packages(gateway, adapter)
+    amazon.rate_limits["/orders/v0/"] = "0.5"  # confirmShipment: one call per 2 s
+
+    report = await adapter.confirm_shipments()
+
+    assert report.packages_confirmed == 2
+    assert adapter.client.rates["confirmShipment"] == 0.5
+    assert sleeps.delays == [2.0]
+
+
+async def test_a_message_the_processing_report_refuses_stays_unconfirmed_as_an_exception(
+    gateway: Gateway, adapter: AmazonAdapter, amazon: AmazonState, amazon_models: Path
+) -> None:
+    await adapter.pull_orders()  # publishes both SKUs' availability to the channel
+    amazon.refused_skus.add(FIRE_TV)
+
+    pushed = await adapter.push_listings()
+    tracked = await adapter.track_submissions()
+
+    assert pushed.availability_sent == 2
+    assert (tracked.feeds_finished, tracked.confirmations) == (1, 1)
+    assert set(unconfirmed_availability(gateway)) == {FIRE_TV}
+    [exception_id] = tracked.exceptions
+    record = await gateway.exceptions.require(exception_id)
+    assert (record.code, record.workflow) == ("amazon_listing_refused", "inventory_sync")
+    assert FIRE_TV in record.detail and "90220" in record.detail
+    # The refused value is not sent again as it is; nothing else is waiting.
+    assert (await adapter.push_listings()).availability_sent == 0
+    [feed] = uploaded_feeds(amazon, amazon_models)
+    assert [m["sku"] for m in feed["messages"]] == sorted([ECHO, FIRE_TV])
+    feed_id = next(iter(amazon.feeds))
+    assert list(report_schema(amazon_models).iter_errors(amazon.report_for(feed_id))) == []
+    no_violations(amazon)
+
+
+async def test_a_feed_that_ends_fatal_confirms_nothing_and_its_changes_go_out_again(
+    gateway: Gateway, adapter: AmazonAdapter, amazon: AmazonState
+) -> None:
+    await adapter.pull_orders()
+    amazon.feed_status = "FATAL"
+    await adapter.push_listings()
+
+    tracked = await adapter.track_submissions()
+
+    [exception_id] = tracked.exceptions
+    assert (await gateway.exceptions.require(exception_id)).code == "amazon_feed_failed"
+    assert set(unconfirmed_availability(gateway)) == {ECHO, FIRE_TV}
+    states = gateway.database.run_read(
+        lambda conn: list(conn.execute(select(amazon_feeds.c.state)).scalars())
+    )
+    assert states == ["failed"]
+    amazon.feed_status = "DONE"
+    assert (await adapter.push_listings()).availability_sent == 2
+    await adapter.track_submissions()
+    assert unconfirmed_availability(gateway) == {}
+
+
+async def test_a_feed_still_processing_is_asked_again_later(
+    gateway: Gateway, adapter: AmazonAdapter, amazon: AmazonState
+) -> None:
+    await adapter.pull_orders()
+    amazon.feed_status = "IN_PROGRESS"
+    await adapter.push_listings()
+
+    waiting = await adapter.track_submissions()
+    repeat = await adapter.push_listings()  # in flight: not sent twice
+
+    assert (waiting.feeds_finished, repeat.availability_sent) == (0, 0)
+    assert set(unconfirmed_availability(gateway)) == {ECHO, FIRE_TV}
+
+
+async def test_a_document_url_outside_the_allow_list_is_never_called(
+    gateway: Gateway, adapter: AmazonAdapter, amazon: AmazonState
+) -> None:
+    await adapter.pull_orders()
+    amazon.rewrite_document_urls = False  # Prism's URL: a host nobody allowed
+
+    report = await adapter.push_listings()
+
+    [exception_id] = report.exceptions
+    record = await gateway.exceptions.require(exception_id)
+    assert record.code == "amazon_call_failed"
+    assert "not allow-listed" in record.detail
+    assert amazon.documents == {}
+    assert amazon.calls("POST", "/feeds/2021-06-30/feeds") == []
+
+
+async def test_the_access_token_is_exchanged_once_and_renewed_before_it_expires(
+    adapter: AmazonAdapter, amazon: AmazonState, clock: ManualClock
+) -> None:
+    await adapter.pull_orders()
+    await adapter.pull_orders()
+    assert len(amazon.tokens_issued) == 1
+    assert adapter.client.token_requests == 1
+
+    clock.advance(timedelta(seconds=3600 - 59))
+    await adapter.pull_orders()
+
+    assert len(amazon.tokens_issued) == 2
+    used = {r.path for r in amazon.requests}
+    assert used == {"/orders/2026-01-01/orders"}
+    assert json.dumps(adapter.profile.model_dump()).find("test-client-secret") == -1
