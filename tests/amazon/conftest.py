@@ -30,7 +30,7 @@ from tests.amazon.mock_amazon import (
     mock_amazon_app,
     models_folder,
 )
-from tests.conftest import UvicornThread, free_port, skip_or_fail
+from tests.conftest import UvicornThread, free_port, provisioned_database, skip_or_fail
 from tests.factories import product, seed_products
 
 CHANNEL = "amazon_us"
@@ -39,7 +39,13 @@ SELLER = "A2SELLER0TEST"
 # The SKUs and prices of the searchOrders example in Amazon's Orders 2026-01-01 model.
 ECHO, FIRE_TV = "ECHO-DOT-4-CHARCOAL", "FIRE-TV-4K-2021"
 
-pytestmark = pytest.mark.amazon
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """SQLite only: the adapter's SQL runs on PostgreSQL in the end-to-end test, which asks for
+    both; the rest of Amazon's tests would only repeat the same HTTP exchanges."""
+    with provisioned_database("sqlite", tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

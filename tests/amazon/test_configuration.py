@@ -18,12 +18,13 @@ from tests.amazon.mock_amazon import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, Am
 from tests.conftest import make_settings, start_gateway
 from tests.factories import product, seed_products
 
-pytestmark = pytest.mark.amazon
+# One worker runs them all, so Prism starts once per run.
+pytestmark = [pytest.mark.amazon, pytest.mark.xdist_group("amazon")]
 
 
-def test_a_profile_without_credentials_is_refused_at_start(database_url: str) -> None:
+def test_a_profile_without_credentials_is_refused_at_start() -> None:
     with pytest.raises(ValidationError, match="amazon_lwa_client_id"):
-        make_settings(database_url, amazon_profile='{"channel": "amazon_us"}')
+        make_settings("sqlite://", amazon_profile='{"channel": "amazon_us"}')
 
 
 def test_only_configured_hosts_are_allowed() -> None:

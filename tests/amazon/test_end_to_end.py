@@ -5,6 +5,7 @@ schedule (patchListingsItem) that Prism validates."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -37,9 +38,20 @@ from tests.amazon.support import (
     unconfirmed_availability,
     uploaded_feeds,
 )
+from tests.conftest import provisioned_database
 
-pytestmark = pytest.mark.amazon
+# One worker runs them all, so Prism starts once per run.
+pytestmark = [pytest.mark.amazon, pytest.mark.xdist_group("amazon")]
 AMAZON_ORDER = "123-4567890-1234567"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """This test runs on both databases (the others of the group on SQLite only)."""
+    with provisioned_database(request.param, tmp_path) as url:
+        yield url
+
+
 ECHO_ITEM, FIRE_TV_ITEM = "12345678901234", "12345678901235"
 
 

@@ -22,7 +22,8 @@ from process_api.tables import amazon_order_cursors, orders, reservations
 from tests.amazon.conftest import CHANNEL, ECHO, FIRE_TV, RecordedSleep, no_violations
 from tests.amazon.mock_amazon import AmazonState
 
-pytestmark = pytest.mark.amazon
+# One worker runs them all, so Prism starts once per run.
+pytestmark = [pytest.mark.amazon, pytest.mark.xdist_group("amazon")]
 EXAMPLE_ID = "123-4567890-1234567"
 
 
@@ -201,3 +202,40 @@ async def test_a_429_that_never_ends_becomes_an_exception_and_the_cursor_stays(
     amazon.throttle.clear()
     await adapter.pull_orders()
     assert (await gateway.exceptions.require(exception_id)).status == "resolved"
+
+
+async def test_a_pending_order_amazon_confirms_is_validated_at_amazons_prices(
+    gateway: Gateway, adapter: AmazonAdapter, amazon_models: Path
+) -> None:
+    pending = example_order(amazon_models, fulfillmentStatus="PENDING")
+    for item in pending["orderItems"]:
+        del item["product"]["price"]
+    await adapter.take_order(pending)
+
+    report = await adapter.take_order(example_order(amazon_models, fulfillmentStatus="UNSHIPPED"))
+
+    assert report.exceptions == []
+    [order] = channel_orders(gateway)
+    assert order.status == OrderStatus.ACCEPTED
+    canonical = await gateway.orders.require(order.order_id)
+    assert {str(line.unit_price.amount) for line in canonical.lines} == {"49.99"}
+    assert {r.state for r in reservations_of(gateway, order.order_id)} == {"held"}
+    assert all(r.expires_at is None for r in reservations_of(gateway, order.order_id))
+
+
+async def test_later_fulfilment_states_of_an_accepted_order_change_nothing(
+    gateway: Gateway, adapter: AmazonAdapter, amazon_models: Path
+) -> None:
+    await adapter.take_order(example_order(amazon_models, fulfillmentStatus="UNSHIPPED"))
+    [before] = channel_orders(gateway)
+
+    for status in ("PARTIALLY_SHIPPED", "SHIPPED"):
+        report = await adapter.take_order(example_order(amazon_models, fulfillmentStatus=status))
+        assert (report.orders_created, report.exceptions) == (0, [])
+
+    [after] = channel_orders(gateway)
+    assert (after.order_id, after.status, after.updated_at) == (
+        before.order_id,
+        OrderStatus.ACCEPTED,
+        before.updated_at,
+    )

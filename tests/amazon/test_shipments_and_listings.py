@@ -25,7 +25,8 @@ from tests.amazon.support import (
     uploaded_feeds,
 )
 
-pytestmark = pytest.mark.amazon
+# One worker runs them all, so Prism starts once per run.
+pytestmark = [pytest.mark.amazon, pytest.mark.xdist_group("amazon")]
 AMAZON_ORDER = "123-4567890-1234567"
 ECHO_ITEM, FIRE_TV_ITEM = "12345678901234", "12345678901235"
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from contracts import OrderStatus
+from contracts import Money, OrderStatus
 from contracts.exceptions import Severity
 from gateway_infra.problems import ProblemError
 from gateway_infra.scheduler import Recurring
@@ -29,10 +29,12 @@ from process_api.marketplaces.amazon.orders import (
     fulfilment_status,
     last_updated,
     to_submission,
+    unpriced_skus,
 )
 from process_api.marketplaces.amazon.profile import AmazonProfile
 from process_api.marketplaces.port import SyncReport
 from process_api.order_to_cash.service import OrderService
+from system_api.errors import BackendUnavailable
 
 log = logging.getLogger("gateway.marketplaces.amazon")
 
@@ -195,11 +197,17 @@ class AmazonAdapter:
         if action is Action.CANCEL:
             if order_id is not None:
                 await self._cancel(order_id, amazon_id, report)
-        elif action is Action.HOLD and seen is not None:
-            pass  # already held or accepted: Amazon does not move an order back to pending
+        elif seen is not None and (
+            action is Action.HOLD or action_for(seen.fulfillment_status) is Action.ACCEPT
+        ):
+            # Already held or accepted: Amazon does not move an order back to pending, and
+            # unshipped -> shipped changes nothing the gateway does not know from its warehouse.
+            pass
         else:
             try:
-                submission = to_submission(order, channel=self.channel)
+                submission = to_submission(
+                    order, channel=self.channel, list_prices=await self._list_prices(order)
+                )
             except UnmappableOrder as exc:
                 report.exceptions.append(await self._unmappable(amazon_id, str(exc)))
                 return
@@ -224,6 +232,18 @@ class AmazonAdapter:
                 now=uow.now,
             )
         )
+
+    async def _list_prices(self, order: dict[str, Any]) -> dict[str, Money]:
+        """The ERP's list prices of the items Amazon sent without a price."""
+        prices: dict[str, Money] = {}
+        for sku in sorted(unpriced_skus(order)):
+            try:
+                product = await self.orders.erp.get_product(sku)
+            except BackendUnavailable:
+                continue  # priced at zero; validation waits for the ERP anyway
+            if product is not None:
+                prices[sku] = product.list_price
+        return prices
 
     async def _cancel(self, order_id: str, amazon_id: str, report: SyncReport) -> None:
         try:

@@ -3,6 +3,7 @@ fulfilment states mapped to what the gateway does with them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
@@ -58,8 +59,22 @@ def last_updated(order: dict[str, Any]) -> datetime | None:
     return datetime.fromisoformat(raw) if isinstance(raw, str) else None
 
 
-def to_submission(order: dict[str, Any], *, channel: str) -> OrderSubmission:
-    """The canonical submission of one Amazon order; UnmappableOrder when it cannot be one."""
+def unpriced_skus(order: dict[str, Any]) -> set[str]:
+    """SKUs of items Amazon sent without a unit price (it leaves them out while pending)."""
+    return {
+        str((item.get("product") or {}).get("sellerSku"))
+        for item in order.get("orderItems") or []
+        if not ((item.get("product") or {}).get("price") or {}).get("unitPrice")
+    }
+
+
+def to_submission(
+    order: dict[str, Any], *, channel: str, list_prices: Mapping[str, Money] | None = None
+) -> OrderSubmission:
+    """The canonical submission of one Amazon order; UnmappableOrder when it cannot be one.
+
+    Items without a unit price take the SKU's list price from list_prices (the ERP's, which
+    validation compares against), else zero."""
     order_id = order.get("orderId")
     if not isinstance(order_id, str) or not order_id:
         raise UnmappableOrder("an order without orderId")
@@ -68,7 +83,7 @@ def to_submission(order: dict[str, Any], *, channel: str) -> OrderSubmission:
         raise UnmappableOrder(f"order {order_id} has no orderItems")
     currency = _currency(order)
     try:
-        lines = [_line(item, currency) for item in items]
+        lines = [_line(item, currency, list_prices or {}) for item in items]
         recipient = (order.get("recipient") or {}).get("deliveryAddress")
         address = _address(recipient) if recipient else None
         buyer = order.get("buyer") or {}
@@ -110,17 +125,26 @@ def _currency(order: dict[str, Any]) -> str:
     raise UnmappableOrder(f"order {order.get('orderId')} states no currency")
 
 
-def _line(item: dict[str, Any], currency: str) -> OrderLine:
+def _line(item: dict[str, Any], currency: str, list_prices: Mapping[str, Money]) -> OrderLine:
     product = item.get("product") or {}
+    sku = str(product["sellerSku"])
     price = (product.get("price") or {}).get("unitPrice")
-    # Amazon leaves prices out while an order is pending; the line is held at zero until the
-    # confirmed order is validated against the ERP.
-    amount = Decimal(str(price["amount"])) if price else Decimal(0)
+    if price:
+        unit_price = Money(
+            amount=Decimal(str(price["amount"])), currency=price.get("currencyCode") or currency
+        )
+    else:
+        # Amazon leaves prices out while an order is pending: the order holds stock at the
+        # list price, the price the ERP validates it against once Amazon confirms it.
+        listed = list_prices.get(sku)
+        unit_price = (
+            listed if listed is not None and listed.currency == currency else Money.zero(currency)
+        )
     return OrderLine(
         line_id=str(item["orderItemId"]),
-        sku=str(product["sellerSku"]),
+        sku=sku,
         quantity=int(item["quantityOrdered"]),
-        unit_price=Money(amount=amount, currency=(price or {}).get("currencyCode") or currency),
+        unit_price=unit_price,
     )
 
 
