@@ -493,7 +493,7 @@ amazon_package_confirmations = Table(
     "proc_amazon_package_confirmations",
     metadata,
     # The package's row id is its packageReferenceId on Amazon: stable and numeric, so a resend
-    # after a correction replaces that package. The fingerprint is of the confirmation sent.
+    # replaces that package. The fingerprint is of the confirmation sent.
     Column("package_id", BigId, ForeignKey("proc_shipment_packages.id"), primary_key=True),
     Column("order_id", String(40), nullable=False),
     Column("channel", String(64), nullable=False),
@@ -507,7 +507,8 @@ amazon_feeds = Table(
     Column("feed_id", String(128), primary_key=True),
     Column("channel", String(64), nullable=False),
     Column("document_id", String(256), nullable=False),
-    # submitted -> done (report read, each message confirmed or raised) | failed.
+    # submitted -> done | partly_refused (report read, each message confirmed or raised)
+    # | failed (cancelled or fatal: nothing applied).
     Column("state", String(16), nullable=False),
     # [{"message_id", "sku", "kind", "reference"}]
     Column("messages", JSON, nullable=False),

@@ -315,7 +315,8 @@ class AmazonAdapter:
 
     async def confirm_shipments(self) -> SyncReport:
         """One confirmShipment per package the warehouse confirmed; its packageReferenceId is
-        the package's stable row id, so a corrected package replaces itself on Amazon."""
+        the package's stable row id, so a confirmation sent again (Amazon took it but the
+        gateway stopped before recording that) corrects that package, never adds one."""
         report = SyncReport()
         packages = await self.store.read(
             lambda conn: repo.packages_to_confirm(conn, self.channel, BATCH)
@@ -393,7 +394,7 @@ class AmazonAdapter:
         def read(conn: Any) -> list[ListingChange]:
             skip = {
                 (m["kind"], m["sku"], m["reference"])
-                for feed in repo.feeds_in(conn, self.channel, (repo.SUBMITTED, repo.DONE))
+                for feed in repo.feeds_in(conn, self.channel, (repo.SUBMITTED, repo.PARTLY_REFUSED))
                 for m in feed.messages
                 if feed.state == repo.SUBMITTED or m.get("result") == "refused"
             }
@@ -564,10 +565,11 @@ class AmazonAdapter:
                 self._confirm(uow, change=change)
                 report.confirmations += 1
                 messages.append({**message, "result": "accepted"})
+            refused = any(m["result"] == "refused" for m in messages)
             repo.finish_feed(
                 uow.conn,
                 feed.feed_id,
-                state=repo.DONE,
+                state=repo.PARTLY_REFUSED if refused else repo.DONE,
                 messages=messages,
                 detail=json.dumps(processing.get("summary"))[:4000]
                 if processing.get("summary")

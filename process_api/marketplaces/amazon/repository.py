@@ -27,6 +27,8 @@ from process_api.tables import (
 
 SUBMITTED = "submitted"
 DONE = "done"
+PARTLY_REFUSED = "partly_refused"
+"""Done, with messages the report refused: their values are not sent again as they are."""
 FAILED = "failed"
 
 
@@ -107,7 +109,7 @@ class PackageToConfirm:
     lines: list[dict[str, Any]]
 
     def fingerprint(self) -> str:
-        """Of everything Amazon is told about the package: a change means a correction."""
+        """Of everything Amazon was told about the package, kept with the confirmation."""
         content = json.dumps(
             [self.carrier, self.tracking_number, self.shipped_at.isoformat(), self.lines],
             sort_keys=True,
@@ -116,8 +118,8 @@ class PackageToConfirm:
 
 
 def packages_to_confirm(conn: Connection, channel: str, limit: int) -> list[PackageToConfirm]:
-    """Packages of the channel's orders the warehouse confirmed that Amazon has not been told
-    about as they now stand."""
+    """Packages of the channel's orders the warehouse confirmed and Amazon has not taken yet
+    (packages never change once recorded, so one confirmation each)."""
     rows = conn.execute(
         select(
             shipment_packages.c.id,
@@ -127,19 +129,22 @@ def packages_to_confirm(conn: Connection, channel: str, limit: int) -> list[Pack
             shipment_packages.c.tracking_number,
             shipment_packages.c.shipped_at,
             shipment_packages.c.lines,
-            amazon_package_confirmations.c.fingerprint,
         )
         .join(orders, orders.c.order_id == shipment_packages.c.order_id)
         .outerjoin(
             amazon_package_confirmations,
             amazon_package_confirmations.c.package_id == shipment_packages.c.id,
         )
-        .where(orders.c.channel == channel, shipment_packages.c.state == "confirmed")
+        .where(
+            orders.c.channel == channel,
+            shipment_packages.c.state == "confirmed",
+            amazon_package_confirmations.c.package_id.is_(None),
+        )
         .order_by(shipment_packages.c.id)
+        .limit(limit)
     ).all()
-    found: list[PackageToConfirm] = []
-    for row in rows:
-        package = PackageToConfirm(
+    return [
+        PackageToConfirm(
             package_id=int(row.id),
             order_id=row.order_id,
             amazon_order_id=row.channel_order_id,
@@ -148,11 +153,8 @@ def packages_to_confirm(conn: Connection, channel: str, limit: int) -> list[Pack
             shipped_at=row.shipped_at,
             lines=list(row.lines),
         )
-        if row.fingerprint != package.fingerprint():
-            found.append(package)
-            if len(found) >= limit:
-                break
-    return found
+        for row in rows
+    ]
 
 
 def record_confirmation(
