@@ -70,8 +70,8 @@ from process_api.exceptions import (
 from process_api.exceptions.service import ExceptionQueue
 from process_api.fulfilment.service import FulfilmentService
 from process_api.inventory.service import InventoryService
+from process_api.marketplaces import MarketplaceAdapter
 from process_api.marketplaces.amazon import (
-    AmazonAdapter,
     LwaCredentials,
     build_amazon_adapter,
     load_amazon_profile,
@@ -142,7 +142,7 @@ class Gateway:
     events: EventFeed
     webhooks: WebhookDelivery
     closers: list[Callable[[], Any]] = field(default_factory=list)
-    marketplaces: list[AmazonAdapter] = field(default_factory=list)
+    marketplaces: list[MarketplaceAdapter] = field(default_factory=list)
     marketplace_jobs: list[Recurring] = field(default_factory=list)
 
     @property
@@ -332,7 +332,7 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
 
 def _marketplace_adapters(
     settings: Settings, store: Store, orders: OrderService, scheduler: Scheduler
-) -> tuple[list[AmazonAdapter], list[Recurring]]:
+) -> tuple[list[MarketplaceAdapter], list[Recurring]]:
     """The Amazon adapter when a profile is configured, its sync round registered."""
     if not settings.amazon_profile:
         return [], []

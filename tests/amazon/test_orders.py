@@ -133,6 +133,8 @@ async def test_a_pending_order_holds_stock_until_its_expiry_and_a_cancel_release
 
     [order] = channel_orders(gateway)
     assert order.status == OrderStatus.RESERVED
+    canonical = await gateway.orders.require(order.order_id)
+    assert {str(line.unit_price.amount) for line in canonical.lines} == {"49.99"}  # ERP list
     held = reservations_of(gateway, order.order_id)
     assert {r.state for r in held} == {"held"}
     assert all(r.expires_at == gateway.clock.now() + timedelta(days=21) for r in held), (

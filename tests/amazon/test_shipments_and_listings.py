@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 
 from gateway import Gateway
 from gateway_infra.clock import ManualClock
-from process_api.marketplaces.amazon import AmazonAdapter
+from process_api.marketplaces.amazon import AmazonAdapter, AmazonError
 from process_api.tables import amazon_feeds, amazon_package_confirmations, shipment_packages
 from tests.amazon.conftest import ECHO, FIRE_TV, RecordedSleep, no_violations
 from tests.amazon.mock_amazon import AmazonState
@@ -183,3 +183,21 @@ async def test_the_access_token_is_exchanged_once_and_renewed_before_it_expires(
     used = {r.path for r in amazon.requests}
     assert used == {"/orders/2026-01-01/orders"}
     assert json.dumps(adapter.profile.model_dump()).find("test-client-secret") == -1
+
+
+async def test_prism_flags_a_request_that_breaks_amazons_contract(
+    adapter: AmazonAdapter, amazon: AmazonState
+) -> None:
+    """The checks above have teeth: a confirmation without carrier and items is refused."""
+    with pytest.raises(AmazonError) as refused:
+        await adapter.client.call(
+            "confirmShipment",
+            "POST",
+            f"/orders/v0/orders/{AMAZON_ORDER}/shipmentConfirmation",
+            json={"marketplaceId": "ATVPDKIKX0DER", "packageDetail": {"packageReferenceId": "1"}},
+            expect=(204,),
+        )
+
+    assert refused.value.status == 400
+    [seen] = amazon.requests
+    assert seen.violations is not None and "carrierCode" in seen.violations
