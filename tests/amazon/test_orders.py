@@ -241,3 +241,19 @@ async def test_later_fulfilment_states_of_an_accepted_order_change_nothing(
         OrderStatus.ACCEPTED,
         before.updated_at,
     )
+
+
+def test_an_order_without_restricted_data_keeps_what_amazon_shares(amazon_models: Path) -> None:
+    order = example_order(amazon_models)
+    order["buyer"] = {}
+    order["recipient"]["deliveryAddress"] = {
+        "city": "Seattle",
+        "stateOrRegion": "WA",
+        "postalCode": "98101",
+        "countryCode": "US",
+    }
+
+    submission = to_submission(order, channel=CHANNEL)
+
+    assert (submission.shipping_address, submission.customer) == (None, None)
+    assert [line.sku for line in submission.lines] == [ECHO, FIRE_TV]

@@ -201,3 +201,16 @@ async def test_prism_flags_a_request_that_breaks_amazons_contract(
     assert refused.value.status == 400
     [seen] = amazon.requests
     assert seen.violations is not None and "carrierCode" in seen.violations
+
+
+async def test_a_token_amazon_stops_accepting_is_exchanged_again(
+    adapter: AmazonAdapter, amazon: AmazonState
+) -> None:
+    await adapter.pull_orders()
+    amazon.tokens_issued.clear()  # Amazon revoked every token it issued
+
+    report = await adapter.pull_orders()
+
+    assert report.exceptions == []
+    assert len(amazon.tokens_issued) == 1
+    assert adapter.client.token_requests == 2

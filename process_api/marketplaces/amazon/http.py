@@ -159,6 +159,10 @@ class SpApiClient:
             )
 
         response = await self._send_retrying(operation, send)
+        if response.status_code == 403 and self._token is not None:
+            # A token Amazon no longer accepts (revoked, rotated): exchange it once more.
+            self._token = None
+            response = await self._send_retrying(operation, send)
         if response.status_code not in expect:
             raise AmazonError(operation, _error_text(response), status=response.status_code)
         return response

@@ -84,19 +84,9 @@ def to_submission(
     currency = _currency(order)
     try:
         lines = [_line(item, currency, list_prices or {}) for item in items]
-        recipient = (order.get("recipient") or {}).get("deliveryAddress")
-        address = _address(recipient) if recipient else None
-        buyer = order.get("buyer") or {}
-        customer = (
-            Customer(
-                name=buyer.get("buyerName") or (address.name if address else order_id),
-                email=buyer.get("buyerEmail") or None,
-                phone=(recipient or {}).get("phone") or None,
-                shipping_address=address,
-            )
-            if buyer or address
-            else None
-        )
+        recipient = (order.get("recipient") or {}).get("deliveryAddress") or {}
+        address = _address(recipient)
+        customer = _customer(order.get("buyer") or {}, recipient, address)
         created = order.get("createdTime")
         return OrderSubmission(
             channel=channel,
@@ -148,13 +138,37 @@ def _line(item: dict[str, Any], currency: str, list_prices: Mapping[str, Money])
     )
 
 
-def _address(raw: dict[str, Any]) -> Address:
-    return Address(
-        name=raw.get("name") or raw.get("companyName") or "Amazon customer",
-        line1=raw.get("addressLine1") or "",
-        line2=" ".join(p for p in (raw.get("addressLine2"), raw.get("addressLine3")) if p) or None,
-        city=raw.get("city") or "",
-        region=raw.get("stateOrRegion") or None,
-        postal_code=raw.get("postalCode") or "",
-        country=raw.get("countryCode") or "",
-    )
+def _address(raw: dict[str, Any]) -> Address | None:
+    """The delivery address, or None where Amazon withholds parts of it (without access to
+    restricted data it sends only city, region, postal code and country)."""
+    try:
+        return Address(
+            name=raw.get("name") or raw.get("companyName") or "",
+            line1=raw.get("addressLine1") or "",
+            line2=" ".join(p for p in (raw.get("addressLine2"), raw.get("addressLine3")) if p)
+            or None,
+            city=raw.get("city") or "",
+            region=raw.get("stateOrRegion") or None,
+            postal_code=raw.get("postalCode") or "",
+            country=raw.get("countryCode") or "",
+        )
+    except ValidationError:
+        return None
+
+
+def _customer(
+    buyer: dict[str, Any], recipient: dict[str, Any], address: Address | None
+) -> Customer | None:
+    """The buyer as far as Amazon shares it; None when it shares nothing usable."""
+    name = buyer.get("buyerName") or (address.name if address else None)
+    if not name:
+        return None
+    try:
+        return Customer(
+            name=name,
+            email=buyer.get("buyerEmail") or None,
+            phone=recipient.get("phone") or None,
+            shipping_address=address,
+        )
+    except ValidationError:
+        return Customer(name=name, shipping_address=address)
