@@ -540,7 +540,7 @@ class AmazonAdapter:
                     await self._call_failed("inventory_sync", exc, f"feed/{feed.feed_id}")
                 )
                 continue
-            except (ValueError, KeyError) as exc:
+            except (ValueError, KeyError, OSError) as exc:  # OSError: not gzip after all
                 report.exceptions.append(await self._feed_failed(feed, f"unreadable report: {exc}"))
                 continue
             report.exceptions.extend(await self._apply_report(feed, processing, report))
