@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from process_api.marketplaces.amazon.base import timestamp
 from process_api.marketplaces.amazon.profile import AmazonProfile
 
 FEED_TYPE = "JSON_LISTINGS_FEED"
@@ -33,10 +34,6 @@ class ListingChange:
     promotions: tuple[Promotion, ...] = ()
     reference: str = ""
     """What to confirm once Amazon took it: a publication id, or the published quantity."""
-
-
-def _timestamp(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 def _number(value: Decimal) -> float | int:
@@ -71,8 +68,8 @@ def patches(change: ListingChange, profile: AmazonProfile) -> list[dict[str, Any
             {
                 "schedule": [
                     {
-                        "start_at": _timestamp(p.starts_at),
-                        "end_at": _timestamp(p.ends_at),
+                        "start_at": timestamp(p.starts_at),
+                        "end_at": timestamp(p.ends_at),
                         value_key: _number(p.price),
                     }
                     for p in change.promotions
