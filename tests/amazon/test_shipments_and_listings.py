@@ -13,10 +13,12 @@ from sqlalchemy import delete, select
 from gateway import Gateway
 from gateway_infra.clock import ManualClock
 from process_api.marketplaces.amazon import AmazonAdapter, AmazonError
+from process_api.pricing.models import EntryIn
 from process_api.tables import amazon_feeds, amazon_package_confirmations, shipment_packages
-from tests.amazon.conftest import ECHO, FIRE_TV, RecordedSleep, no_violations
+from tests.amazon.conftest import CHANNEL, ECHO, FIRE_TV, RecordedSleep, no_violations
 from tests.amazon.mock_amazon import AmazonState
 from tests.amazon.support import (
+    price_publication_states,
     report_schema,
     ship,
     stock_the_warehouse,
@@ -214,3 +216,37 @@ async def test_a_token_amazon_stops_accepting_is_exchanged_again(
     assert report.exceptions == []
     assert len(amazon.tokens_issued) == 1
     assert adapter.client.token_requests == 2
+
+
+async def test_prices_in_a_feed_are_confirmed_by_its_report(
+    gateway: Gateway,
+    adapter: AmazonAdapter,
+    amazon: AmazonState,
+    amazon_models: Path,
+    clock: ManualClock,
+) -> None:
+    book = await gateway.pricing.create_book(CHANNEL, None, actor="test")
+    await gateway.pricing.replace_entries(book.book_id, 1, [EntryIn(sku=FIRE_TV)])
+    await gateway.pricing.publish(book.book_id, 1, actor="test")
+
+    pushed = await adapter.push_listings()
+    tracked = await adapter.track_submissions()
+
+    assert (pushed.prices_sent, tracked.confirmations, tracked.exceptions) == (1, 1, [])
+    [feed] = uploaded_feeds(amazon, amazon_models)
+    [message] = feed["messages"]
+    assert message["sku"] == FIRE_TV
+    assert message["patches"] == [
+        {
+            "op": "replace",
+            "path": "/attributes/purchasable_offer",
+            "value": [
+                {
+                    "marketplace_id": "ATVPDKIKX0DER",
+                    "currency": "USD",
+                    "our_price": [{"schedule": [{"value_with_tax": 49.99}]}],
+                }
+            ],
+        }
+    ]
+    assert price_publication_states(gateway) == [(FIRE_TV, "base_price", "confirmed")]
