@@ -70,6 +70,12 @@ from process_api.exceptions import (
 from process_api.exceptions.service import ExceptionQueue
 from process_api.fulfilment.service import FulfilmentService
 from process_api.inventory.service import InventoryService
+from process_api.marketplaces import MarketplaceAdapter
+from process_api.marketplaces.amazon import (
+    LwaCredentials,
+    build_amazon_adapter,
+    load_amazon_profile,
+)
 from process_api.order_to_cash.service import OrderService
 from process_api.pricing.service import PricingService
 from process_api.returns.service import ReturnsService
@@ -136,6 +142,8 @@ class Gateway:
     events: EventFeed
     webhooks: WebhookDelivery
     closers: list[Callable[[], Any]] = field(default_factory=list)
+    marketplaces: list[MarketplaceAdapter] = field(default_factory=list)
+    marketplace_jobs: list[Recurring] = field(default_factory=list)
 
     @property
     def issuer(self) -> str:
@@ -281,6 +289,8 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         on_endpoint_disabled=open_endpoint_exception,
     )
     closers.append(webhooks.aclose)
+    marketplaces, marketplace_jobs = _marketplace_adapters(settings, store, orders, scheduler)
+    closers.extend(adapter.aclose for adapter in marketplaces)
     return Gateway(
         settings=settings,
         clock=clock,
@@ -315,7 +325,32 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         events=EventFeed(database),
         webhooks=webhooks,
         closers=closers,
+        marketplaces=marketplaces,
+        marketplace_jobs=marketplace_jobs,
     )
+
+
+def _marketplace_adapters(
+    settings: Settings, store: Store, orders: OrderService, scheduler: Scheduler
+) -> tuple[list[MarketplaceAdapter], list[Recurring]]:
+    """The Amazon adapter when a profile is configured, its sync round registered."""
+    if not settings.amazon_profile:
+        return [], []
+    assert settings.amazon_lwa_client_id and settings.amazon_lwa_client_secret
+    assert settings.amazon_lwa_refresh_token  # checked by Settings
+    adapter = build_amazon_adapter(
+        load_amazon_profile(settings.amazon_profile),
+        LwaCredentials(
+            client_id=settings.amazon_lwa_client_id,
+            client_secret=settings.amazon_lwa_client_secret,
+            refresh_token=settings.amazon_lwa_refresh_token,
+        ),
+        store=store,
+        orders=orders,
+    )
+    job = adapter.sync_job()
+    job.register(scheduler)
+    return [adapter], [job]
 
 
 def _tryton_client(settings: Settings, clock: Clock) -> TrytonClient:
@@ -364,6 +399,8 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
         await gateway.idempotency_purge.ensure_scheduled()
         await gateway.availability_sweep.ensure_scheduled()
         await gateway.exception_escalation.ensure_scheduled()
+        for job in gateway.marketplace_jobs:
+            await job.ensure_scheduled()
         # Creates the configured profiles whose channel has none (never overwrites one), then
         # loads every profile into the cache; an invalid stored profile is logged, not fatal.
         await gateway.channels.seed(gateway.channel_profiles_config, actor="config")

@@ -327,6 +327,24 @@ class Settings(BaseSettings):
         default=0.5, gt=0, description="Pause of the webhook relay and sender when idle."
     )
 
+    amazon_profile: str | None = Field(
+        default=None,
+        description=(
+            "The Amazon channel profile (marketplace id, seller id, region endpoint, allowed "
+            "document hosts, patch or feed, poll interval): JSON, or the path of a JSON file "
+            "(docs/amazon.md). Unset: no Amazon adapter runs."
+        ),
+    )
+    amazon_lwa_client_id: str | None = Field(
+        default=None, description="Login with Amazon client id of the SP-API app."
+    )
+    amazon_lwa_client_secret: SecretStr | None = Field(
+        default=None, description="Login with Amazon client secret (environment only)."
+    )
+    amazon_lwa_refresh_token: SecretStr | None = Field(
+        default=None, description="The seller's SP-API refresh token (environment only)."
+    )
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if "standard" not in self.throttle_tiers:
@@ -347,6 +365,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "webhook_lease_seconds must be longer than webhook_timeout_seconds, or another "
                 "process could send a delivery whose attempt is still running"
+            )
+        if self.amazon_profile and not (
+            self.amazon_lwa_client_id
+            and self.amazon_lwa_client_secret
+            and self.amazon_lwa_refresh_token
+        ):
+            raise ValueError(
+                "amazon_profile needs amazon_lwa_client_id, amazon_lwa_client_secret and "
+                "amazon_lwa_refresh_token"
             )
         return self
 

@@ -462,3 +462,58 @@ return_refunds = Table(
     UniqueConstraint("return_id", "kind", name="uq_proc_return_refunds_kind"),
     Index("ix_proc_return_refunds_order_id", "order_id"),
 )
+
+# ---------------------------------------------------------------- Amazon marketplace adapter
+
+amazon_order_cursors = Table(
+    "proc_amazon_order_cursors",
+    metadata,
+    # Orders updated at or after this time are still to be pulled; a page token while a pull
+    # that began at that time is part way through its pages.
+    Column("channel", String(64), primary_key=True),
+    Column("updated_after", UtcDateTime(), nullable=False),
+    Column("pagination_token", Text, nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+amazon_orders = Table(
+    "proc_amazon_orders",
+    metadata,
+    # The last fulfilment state of each Amazon order the gateway acted on: one canonical order
+    # per Amazon order id, however often it is pulled.
+    Column("channel", String(64), primary_key=True),
+    Column("amazon_order_id", String(64), primary_key=True),
+    Column("order_id", String(40), nullable=True),
+    Column("fulfillment_status", String(32), nullable=False),
+    Column("last_updated", UtcDateTime(), nullable=True),
+    Column("seen_at", UtcDateTime(), nullable=False),
+)
+
+amazon_package_confirmations = Table(
+    "proc_amazon_package_confirmations",
+    metadata,
+    # The package's row id is its packageReferenceId on Amazon: stable and numeric, so a resend
+    # replaces that package. The fingerprint is of the confirmation sent.
+    Column("package_id", BigId, ForeignKey("proc_shipment_packages.id"), primary_key=True),
+    Column("order_id", String(40), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("confirmed_at", UtcDateTime(), nullable=False),
+)
+
+amazon_feeds = Table(
+    "proc_amazon_feeds",
+    metadata,
+    Column("feed_id", String(128), primary_key=True),
+    Column("channel", String(64), nullable=False),
+    Column("document_id", String(256), nullable=False),
+    # submitted -> done | partly_refused (report read, each message confirmed or raised)
+    # | failed (cancelled or fatal: nothing applied).
+    Column("state", String(16), nullable=False),
+    # [{"message_id", "sku", "kind", "reference"}]
+    Column("messages", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime(), nullable=True),
+    Column("detail", Text, nullable=True),
+    Index("ix_proc_amazon_feeds_channel_state", "channel", "state"),
+)
