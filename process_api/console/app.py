@@ -179,7 +179,13 @@ def create_console_app(
         return templates.TemplateResponse(
             request,
             name,
-            {"session": session, "notice": notice, "now": clock.now(), **context},
+            {
+                "session": session,
+                "notice": notice,
+                "now": clock.now(),
+                "url": lambda name, **params: console_path(request, name, **params),
+                **context,
+            },
             status_code=status_code,
             headers=headers,
         )
@@ -189,7 +195,7 @@ def create_console_app(
             raise ConsoleError(403, "The form is stale or was not sent by the console: reload it.")
 
     def redirect(request: Request, route: str, notice: str | None = None, **path: Any) -> Response:
-        url = str(request.url_for(route, **path).path)
+        url = console_path(request, route, **path)
         if notice:
             url += "?" + urlencode({"notice": notice})
         return RedirectResponse(url, status_code=303)
@@ -199,7 +205,7 @@ def create_console_app(
         target = request.url.path
         if request.url.query and request.method == "GET":
             target += "?" + request.url.query
-        url = request.url_for("sign_in").path + "?" + urlencode({"next": target})
+        url = console_path(request, "sign_in") + "?" + urlencode({"next": target})
         return RedirectResponse(url, status_code=303)
 
     @app.exception_handler(ConsoleError)
@@ -261,7 +267,7 @@ def create_console_app(
             return sign_in_form(request, "Wrong username or password.", 401)
         await throttle.clear(THROTTLE_NAMESPACE, f"user:{username}", tier)
         response = RedirectResponse(
-            _safe_next(request) or request.url_for("overview").path, status_code=303
+            _safe_next(request) or console_path(request, "overview"), status_code=303
         )
         set_cookie(response, request, SESSION_COOKIE, signed_in.token, settings.ops_session_seconds)
         response.delete_cookie(SIGN_IN_COOKIE, path=cookie_path(request))
@@ -533,6 +539,14 @@ def create_console_app(
         )
 
     return app
+
+
+def console_path(request: Request, name: str, **params: Any) -> str:
+    """The path of one of the console's own routes, below where it is mounted. (Starlette's
+    url_for searches every mounted app by name, and the process API has routes of the same
+    names.)"""
+    root = str(request.scope.get("root_path") or "")
+    return root + str(request.app.url_path_for(name, **params))
 
 
 def _bounded(length: int = 100) -> Any:
