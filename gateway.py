@@ -76,6 +76,7 @@ from process_api.exceptions import (
     install_routing,
     load_routing_config,
 )
+from process_api.exceptions.in_force import record_policies_in_force
 from process_api.exceptions.service import ExceptionQueue
 from process_api.fulfilment.service import FulfilmentService
 from process_api.inventory.service import InventoryService
@@ -376,6 +377,9 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
         # Creates the configured profiles whose channel has none (never overwrites one), then
         # loads every profile into the cache; an invalid stored profile is logged, not fatal.
         await gateway.channels.seed(gateway.channel_profiles_config, actor="config")
+        # A change of the exception routing rules or workflow policies goes to the audit log.
+        routing = gateway.exceptions.routing or Routing()
+        await gateway.store.write(lambda uow: record_policies_in_force(uow, routing))
         if run_background:
             tasks.append(asyncio.create_task(gateway.sequencer.run_forever()))
         if run_background and settings.webhooks_enabled:

@@ -10,11 +10,18 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway import Gateway
+from gateway import Gateway, build_app
 from gateway_infra.auth.clients import ClientKind
 from gateway_infra.auth.scopes import PROCESS_SCOPES
+from gateway_infra.clock import ManualClock
+from process_api.audit import AuditLog
 from process_api.channels.demo import DEMO_CHANNEL_PROFILES
-from tests.conftest import provisioned_database, register_and_authorize
+from tests.conftest import (
+    make_settings,
+    provisioned_database,
+    register_and_authorize,
+    start_gateway,
+)
 from tests.factories import seed_products
 
 
@@ -122,3 +129,31 @@ async def test_the_audit_log_pages_newest_first(client: httpx.AsyncClient) -> No
     names = [i["after"]["name"] for i in first.json()["items"] + rest.json()["items"]]
     assert names == ["Shop 2", "Shop 1", "Shop 0"]
     assert rest.json()["next_cursor"] is None
+
+
+async def test_a_change_of_the_exception_policies_is_audited_when_a_gateway_starts(
+    database_url: str, clock: ManualClock
+) -> None:
+    rules = '[{"name": "stock", "workflow": "inventory_sync", "owner_team": "warehouse"}]'
+    for routing in (None, None, rules):
+        started = start_gateway(make_settings(database_url, exception_routing=routing), clock)
+        app = build_app(started, run_background=False)
+        async with app.router.lifespan_context(app):  # closes the gateway on the way out
+            pass
+
+    reader = start_gateway(make_settings(database_url), clock)
+    try:
+        changed, first = await AuditLog(reader.store).entries(subject="exception_policies")
+    finally:
+        await reader.aclose()
+    assert (first.actor, first.action, first.before) == (
+        "config",
+        "exception_policies.changed",
+        None,
+    )
+    assert first.after["routing_rules"] == []  # type: ignore[index,call-overload]
+    assert first.after["workflows"]["order_capture"]["sla_seconds"] == 1800  # type: ignore[index,call-overload]
+    assert changed.before == first.after
+    assert changed.after["routing_rules"] == [  # type: ignore[index,call-overload]
+        {"name": "stock", "workflow": "inventory_sync", "owner_team": "warehouse"}
+    ]
