@@ -5,23 +5,25 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, or_, select
 
 from contracts.exceptions import SEVERITY_ORDER, ExceptionRecord, ExceptionStatus
 from contracts.order import Order, OrderStatus
-from gateway_infra.tables import outbox
+from gateway_infra.tables import outbox, timers
 from gateway_infra.unit_of_work import Store
 from process_api.channels import repository as channels_repo
 from process_api.exceptions import repository as exceptions_repo
 from process_api.order_to_cash import repository as orders_repo
+from process_api.order_to_cash.service import ACK_DEADLINE_TIMER, IntakeRules
 from process_api.tables import exceptions, orders, published_availability
 
 AWAITING_ACKNOWLEDGEMENT = (OrderStatus.RECEIVED.value, OrderStatus.RESERVED.value)
 UNRESOLVED = (ExceptionStatus.OPEN.value, ExceptionStatus.ACKNOWLEDGED.value)
 DEADLINES_SHOWN = 10
+DEFAULT_ACKNOWLEDGEMENT = IntakeRules().acknowledgement_deadline
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,9 @@ def _overview(conn: Connection, now: datetime) -> list[ChannelOverview]:
     for channel, status, count, oldest in by_state:
         of(channel).states.append(StateFigures(status, count, oldest))
 
+    # Orders the channel waits to hear about (a pending order is not asked for yet). Their
+    # deadline is the one the order service set when it started validating (its warning
+    # timer's payload), or, once that timer has fired, intake time plus the profile's deadline.
     awaiting = conn.execute(
         select(
             orders.c.order_id,
@@ -124,16 +129,22 @@ def _overview(conn: Connection, now: datetime) -> list[ChannelOverview]:
             orders.c.channel_order_id,
             orders.c.status,
             orders.c.created_at,
-        ).where(orders.c.status.in_(AWAITING_ACKNOWLEDGEMENT))
+            timers.c.payload,
+        )
+        .select_from(orders)
+        .outerjoin(
+            timers, (timers.c.kind == ACK_DEADLINE_TIMER) & (timers.c.key == orders.c.order_id)
+        )
+        .where(orders.c.status.in_(AWAITING_ACKNOWLEDGEMENT), orders.c.pending_expires_at.is_(None))
     )
     deadlines: dict[str, list[Deadline]] = defaultdict(list)
     for row in awaiting:
         profile = profiles.get(row.channel)
-        allowed = profile.acknowledgement_deadline if profile else timedelta(hours=4)
-        deadline = Deadline(
-            row.order_id, row.channel_order_id, row.status, row.created_at + allowed
-        )
-        deadlines[row.channel].append(deadline)
+        allowed = profile.acknowledgement_deadline if profile else DEFAULT_ACKNOWLEDGEMENT
+        due = row.created_at + allowed
+        if isinstance(row.payload, dict) and isinstance(row.payload.get("deadline"), str):
+            due = datetime.fromisoformat(row.payload["deadline"])
+        deadlines[row.channel].append(Deadline(row.order_id, row.channel_order_id, row.status, due))
     for channel, found in deadlines.items():
         view = of(channel)
         view.awaiting_acknowledgement = len(found)

@@ -11,15 +11,24 @@ import pytest
 from sqlalchemy import select
 
 from contracts.exceptions import Severity
-from gateway import Gateway
+from gateway import Gateway, build_app
+from gateway_infra.auth.clients import ClientKind
 from gateway_infra.clock import ManualClock
 from gateway_infra.delivery import DeliveryState
 from gateway_infra.settings import Settings
 from gateway_infra.tables import outbox
 from gateway_infra.unit_of_work import UnitOfWork
 from process_api.audit import AuditLog
+from process_api.channels.demo import DEMO_CHANNEL_PROFILES
 from process_api.exceptions import open_exception
-from tests.console.conftest import add_operator, form_token, sign_in
+from tests.conftest import (
+    INTERNAL_SCOPES,
+    free_port,
+    make_settings,
+    register_and_authorize,
+    start_gateway,
+)
+from tests.console.conftest import CONSOLE_URL, add_operator, form_token, sign_in
 from tests.delivery.conftest import (
     Receiver,
     all_deliveries,
@@ -254,3 +263,50 @@ async def test_signing_in_again_after_a_refusal_works(
     add_operator(gateway, "bob", "Bob")
     assert (await sign_in(browser, "bob", "wrong password!")).status_code == 401
     assert (await sign_in(browser, "bob")).status_code == 303
+
+
+async def test_the_overview_shows_acknowledgement_deadlines_and_the_inventory_sync_lag(
+    database_url: str, clock: ManualClock
+) -> None:
+    # The ERP is a system API nobody answers on: the order is reserved and waits for it.
+    down = start_gateway(
+        make_settings(
+            database_url,
+            system_api_transport="http",
+            system_api_url=f"http://127.0.0.1:{free_port()}/system",
+        ),
+        clock,
+    )
+    try:
+        webshop = DEMO_CHANNEL_PROFILES[0]  # acknowledgement within 15 minutes
+        down.channels.seed_sync(
+            [webshop.model_copy(update={"throttling_tier": "standard"})], actor="t"
+        )
+        seed_products(down)
+        add_operator(down)
+        transport = httpx.ASGITransport(app=build_app(down, run_background=False))
+        async with httpx.AsyncClient(transport=transport, base_url=CONSOLE_URL) as c:
+            _, headers = await register_and_authorize(
+                down, c, kind=ClientKind.INTERNAL, scopes=INTERNAL_SCOPES
+            )
+            placed = await c.post(
+                "/process/v1/orders", json=order_payload("WAIT-1"), headers=headers
+            )
+            assert placed.status_code == 202, placed.text
+            assert (await sign_in(c)).status_code == 303
+
+            clock.advance(timedelta(minutes=5))
+            soon = (await c.get("/ops/")).text
+            clock.advance(timedelta(minutes=15))
+            late = (await c.get("/ops/")).text
+    finally:
+        await down.aclose()
+
+    def figures(html: str) -> list[str]:
+        return re.findall(r'<span class="figure[^"]*">([^<]+)</span>', html)
+
+    # awaiting, overdue, unconfirmed SKUs, lag, unresolved exceptions
+    assert figures(soon)[:4] == ["1", "0", "1", "5 min"]
+    assert "WAIT-1" in soon
+    assert figures(late)[:4] == ["1", "1", "1", "20 min"]
+    assert 'class="overdue"' in late
