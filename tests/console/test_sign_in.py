@@ -7,12 +7,22 @@ from datetime import timedelta
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import func, select
 
 from gateway import Gateway, build_app, operators_of
 from gateway_infra.clock import ManualClock
 from process_api.audit import AuditLog
+from process_api.tables import operator_sessions
 from tests.conftest import make_settings, start_gateway
 from tests.console.conftest import CONSOLE_URL, PASSWORD, add_operator, form_token, sign_in
+
+
+async def session_rows(gateway: Gateway) -> int:
+    count: int = await gateway.store.read(
+        lambda conn: conn.execute(select(func.count()).select_from(operator_sessions)).scalar_one()
+    )
+    return count
+
 
 PAGES = ["/ops/", "/ops/exceptions", "/ops/dead-letters", "/ops/audit", "/ops/orders/ord_1"]
 
@@ -183,7 +193,9 @@ async def test_a_session_ends_when_it_expires_or_the_operator_is_disabled(
     assert (await signed_in.get("/ops/")).status_code == 303
 
     assert (await sign_in(signed_in)).status_code == 303
+    assert await session_rows(gateway) == 1  # the expired one went as the new one started
     operators_of(gateway).disable_sync("alice", actor="test")
 
     assert (await signed_in.get("/ops/")).status_code == 303
     assert (await sign_in(signed_in)).status_code == 401
+    assert await session_rows(gateway) == 0
