@@ -31,6 +31,7 @@ run: $(VENV)/.installed-run
 	@echo "  system API http://$(HOST):$(PORT)/system/docs"
 	@echo "  process API http://$(HOST):$(PORT)/process/docs"
 	@echo "  partner API http://$(HOST):$(PORT)/partner/v2/docs (v1, deprecated: /partner/v1/docs)"
+	@echo "  ops console http://$(HOST):$(PORT)/ops/ (an operator first: $(BIN)/retail-gateway operators add NAME)"
 	@echo "  demo client credentials: above, and in var/demo-credentials.json"
 	@echo ""
 	$(BIN)/retail-gateway serve --host $(HOST) --port $(PORT)

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import getpass
 import json
 import logging
 import os
@@ -58,8 +59,16 @@ from partner_api.housekeeping import IdempotencyPurge
 from partner_api.idempotency import IdempotencyStore
 from partner_api.tables import metadata as partner_metadata
 from process_api.app import create_process_app
+from process_api.audit import AuditLog
 from process_api.channels import ChannelProfiles, ChannelProfilesConfigError, load_profiles_config
 from process_api.channels.demo import DEMO_CHANNEL_PROFILES
+from process_api.console import (
+    ConsoleReads,
+    Operator,
+    OperatorError,
+    Operators,
+    create_console_app,
+)
 from process_api.deliveries import DeliveryOperations, open_endpoint_exception
 from process_api.exceptions import (
     ExceptionRoutingConfigError,
@@ -67,6 +76,7 @@ from process_api.exceptions import (
     install_routing,
     load_routing_config,
 )
+from process_api.exceptions.in_force import record_policies_in_force
 from process_api.exceptions.service import ExceptionQueue
 from process_api.fulfilment.service import FulfilmentService
 from process_api.inventory.service import InventoryService
@@ -404,6 +414,9 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
         # Creates the configured profiles whose channel has none (never overwrites one), then
         # loads every profile into the cache; an invalid stored profile is logged, not fatal.
         await gateway.channels.seed(gateway.channel_profiles_config, actor="config")
+        # A change of the exception routing rules or workflow policies goes to the audit log.
+        routing = gateway.exceptions.routing or Routing()
+        await gateway.store.write(lambda uow: record_policies_in_force(uow, routing))
         if run_background:
             tasks.append(asyncio.create_task(gateway.sequencer.run_forever()))
         if run_background and settings.webhooks_enabled:
@@ -436,7 +449,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
         app,
         max_body_bytes=settings.max_body_bytes,
         timeout_seconds=settings.request_timeout_seconds,
-        exempt_paths=("/oauth/",),
+        exempt_paths=("/oauth/", "/ops/"),
     )
 
     @app.get("/healthz", include_in_schema=False)
@@ -483,8 +496,10 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
             returns=gateway.returns,
             pricing=gateway.pricing,
             deliveries=DeliveryOperations(gateway.webhooks.admin),
+            audit=AuditLog(gateway.store),
         ),
     )
+    app.mount("/ops", create_ops_console(gateway))
     edge = EdgeServices(
         throttle=gateway.throttle,
         tiers=settings.throttle_tiers,
@@ -508,6 +523,27 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
             ),
         )
     return app
+
+
+def operators_of(gateway: Gateway) -> Operators:
+    return Operators(
+        gateway.store, session_lifetime=timedelta(seconds=gateway.settings.ops_session_seconds)
+    )
+
+
+def create_ops_console(gateway: Gateway) -> FastAPI:
+    """The ops console for people (docs/ops-console.md), over the process layer's services."""
+    return create_console_app(
+        settings=gateway.settings,
+        clock=gateway.clock,
+        operators=operators_of(gateway),
+        reads=ConsoleReads(gateway.store),
+        orders=gateway.orders,
+        exceptions=gateway.exceptions,
+        audit=AuditLog(gateway.store),
+        throttle=gateway.throttle,
+        deliveries=DeliveryOperations(gateway.webhooks.admin),
+    )
 
 
 async def readiness(gateway: Gateway) -> JSONResponse:
@@ -780,6 +816,54 @@ def _client_json(record: ClientRecord) -> dict[str, Any]:
     }
 
 
+def cmd_operators(args: argparse.Namespace, settings: Settings) -> int:
+    """`operators add|list|disable`: the people who sign in to the ops console."""
+    gateway = build_gateway(settings)
+    actor = "command-line"
+    try:
+        operators = operators_of(gateway)
+        if args.operators_command == "add":
+            password = os.environ.get("GATEWAY_OPERATOR_PASSWORD") if args.password_env else None
+            if password is None:
+                password = getpass.getpass(f"password for {args.username}: ")
+                if getpass.getpass("again: ") != password:
+                    print("error: the passwords differ", file=sys.stderr)
+                    return 2
+            added = operators.add_sync(args.username, password, display_name=args.name, actor=actor)
+            _emit(args, _operator_json(added), f"operator {added.username} added")
+        elif args.operators_command == "disable":
+            disabled = operators.disable_sync(args.username, actor=actor)
+            _emit(args, _operator_json(disabled), f"operator {disabled.username} disabled")
+        else:
+            found = [_operator_json(o) for o in operators.list_sync()]
+            _emit(
+                args,
+                {"operators": found},
+                "\n".join(
+                    f"{o['username']:<24} {'active' if o['active'] else 'disabled':<8} "
+                    f"{o['display_name']}"
+                    for o in found
+                )
+                or "no operators",
+            )
+    except OperatorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        gateway.database.dispose()
+    return 0
+
+
+def _operator_json(operator: Operator) -> dict[str, Any]:
+    return {
+        "username": operator.username,
+        "display_name": operator.display_name,
+        "active": operator.active,
+        "created_at": operator.created_at.isoformat(),
+        "disabled_at": operator.disabled_at.isoformat() if operator.disabled_at else None,
+    }
+
+
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     gateway = build_gateway(settings)
     try:
@@ -953,6 +1037,23 @@ def parser() -> argparse.ArgumentParser:
     for sub in clients_commands.choices.values():
         sub.add_argument("--json", action="store_true", help="print the result as JSON")
     clients.set_defaults(handler=cmd_clients)
+
+    ops = commands.add_parser("operators", help="manage the people who sign in to the ops console")
+    ops_commands = ops.add_subparsers(dest="operators_command", required=True)
+    ops_add = ops_commands.add_parser("add", help="add an operator (asks for the password)")
+    ops_add.add_argument("username")
+    ops_add.add_argument("--name", help="the name the console shows; default: the username")
+    ops_add.add_argument(
+        "--password-env",
+        action="store_true",
+        help="read the password from GATEWAY_OPERATOR_PASSWORD instead of asking",
+    )
+    ops_disable = ops_commands.add_parser("disable", help="stop an operator; ends their sessions")
+    ops_disable.add_argument("username")
+    ops_commands.add_parser("list", help="list operators")
+    for sub in ops_commands.choices.values():
+        sub.add_argument("--json", action="store_true", help="print the result as JSON")
+    ops.set_defaults(handler=cmd_operators)
 
     keys = commands.add_parser("keys", help="manage token signing keys")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)

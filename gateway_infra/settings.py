@@ -345,6 +345,28 @@ class Settings(BaseSettings):
         default=None, description="The seller's SP-API refresh token (environment only)."
     )
 
+    ops_cookie_secure: bool = Field(
+        default=True,
+        description=(
+            "Mark the ops console's session cookie Secure (sent over HTTPS only). Set false only "
+            "for local development over plain http on a host other than localhost."
+        ),
+    )
+    ops_session_seconds: int = Field(
+        default=28800,
+        ge=300,
+        le=604800,
+        description="How long an ops console sign-in lasts before the operator signs in again.",
+    )
+    ops_sign_in_throttle: ThrottleTier = Field(
+        default=ThrottleTier(
+            burst=5, burst_window_seconds=60, sustained=20, sustained_window_seconds=3600
+        ),
+        description=(
+            "Sign-in attempts to the ops console allowed per username and per client address."
+        ),
+    )
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if "standard" not in self.throttle_tiers:

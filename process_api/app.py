@@ -8,6 +8,8 @@ from gateway_infra.auth.dependencies import LayerAuth
 from gateway_infra.http import install_common_http
 from gateway_infra.openapi import install_openapi
 from gateway_infra.settings import Settings
+from process_api.audit.log import AuditLog
+from process_api.audit.routes import router as audit_router
 from process_api.channels.routes import router as channels_router
 from process_api.channels.service import ChannelProfiles
 from process_api.deliveries.routes import router as deliveries_router
@@ -38,6 +40,7 @@ def create_process_app(
     fulfilment: FulfilmentService | None = None,
     pricing: PricingService | None = None,
     returns: ReturnsService | None = None,
+    audit: AuditLog | None = None,
 ) -> FastAPI:
     """Build the process API with its services injected; runs alone or mounted at /process."""
     app = FastAPI(
@@ -56,6 +59,7 @@ def create_process_app(
     app.state.fulfilment = fulfilment
     app.state.pricing = pricing
     app.state.returns = returns
+    app.state.audit = audit
     app.state.auth = auth
     install_common_http(
         app,
@@ -74,5 +78,7 @@ def create_process_app(
         app.include_router(pricing_router)
     if returns is not None:
         app.include_router(returns_router)
+    if audit is not None:
+        app.include_router(audit_router)
     install_openapi(app, token_url=f"{auth.verifier.issuer}/oauth/token")
     return app

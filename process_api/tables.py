@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -516,4 +517,50 @@ amazon_feeds = Table(
     Column("finished_at", UtcDateTime(), nullable=True),
     Column("detail", Text, nullable=True),
     Index("ix_proc_amazon_feeds_channel_state", "channel", "state"),
+)
+
+# ---------------------------------------------------------------- ops console and audit log
+
+operators = Table(
+    "proc_operators",
+    metadata,
+    Column("operator_id", String(40), primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("display_name", String(200), nullable=False),
+    # argon2id hash (PHC string), never the password.
+    Column("password_hash", String(255), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("disabled_at", UtcDateTime(), nullable=True),
+    UniqueConstraint("username", name="uq_proc_operators_username"),
+)
+
+operator_sessions = Table(
+    "proc_operator_sessions",
+    metadata,
+    # SHA-256 of the cookie's random token: a copy of the table does not let anyone sign in.
+    Column("session_digest", String(64), primary_key=True),
+    Column("operator_id", String(40), ForeignKey("proc_operators.operator_id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Index("ix_proc_operator_sessions_operator_id", "operator_id"),
+    Index("ix_proc_operator_sessions_expires_at", "expires_at"),
+)
+
+audit_log = Table(
+    "proc_audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime(), nullable=False),
+    # operator:<username>, client:<client_id>, config, command-line, ...
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("channel", String(64), nullable=True),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Column("correlation_id", String(128), nullable=True),
+    Index("ix_proc_audit_log_subject", "subject", "id"),
+    Index("ix_proc_audit_log_actor", "actor", "id"),
 )

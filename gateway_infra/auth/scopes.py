@@ -36,6 +36,7 @@ PROCESS_SCOPES: dict[str, str] = {
     "process:returns:write": "Request, receive, inspect, refund and close returns.",
     "process:prices:read": "Read price books, price publication status and live prices.",
     "process:prices:write": "Edit and publish price books; confirm price publications.",
+    "process:audit:read": "Read the audit log: who changed what, when, before and after.",
 }
 SYSTEM_SCOPES: dict[str, str] = {
     "system:erp:read": "Read ERP item master and documents.",

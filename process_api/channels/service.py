@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from contracts.channel import ChannelProfile
 from gateway_infra.unit_of_work import Store, UnitOfWork
+from process_api import audit
 from process_api.channels import repository as repo
 from process_api.channels.config import load_profiles_config
 from process_api.channels.errors import (
@@ -367,4 +368,13 @@ def _emit_changed(uow: UnitOfWork, before: StoredRow | None, after: StoredProfil
         subject=f"channel_profile/{after.profile.channel}",
         channel=after.profile.channel,
         data=data,
+    )
+    audit.record(
+        uow,
+        actor=after.updated_by,
+        action=CHANGED_EVENT,
+        subject=f"channel_profile/{after.profile.channel}",
+        channel=after.profile.channel,
+        before=before_json,
+        after=after_json,
     )

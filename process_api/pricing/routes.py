@@ -131,10 +131,10 @@ async def get_version(service: PricingDep, book_id: BookId, version: Version) ->
     responses=problem_responses(404, 409),
 )
 async def discard_draft(
-    service: PricingDep, book_id: BookId, version: Version, _principal: Writer
+    service: PricingDep, book_id: BookId, version: Version, principal: Writer
 ) -> Response:
     """409 for a published version: it is never deleted."""
-    await service.discard_draft(book_id, version)
+    await service.discard_draft(book_id, version, actor=_actor(principal))
     return Response(status_code=204)
 
 
@@ -144,13 +144,13 @@ async def discard_draft(
     responses=problem_responses(404, 409, 503),
 )
 async def replace_entries(
-    service: PricingDep, book_id: BookId, version: Version, body: EntriesIn, _principal: Writer
+    service: PricingDep, book_id: BookId, version: Version, body: EntriesIn, principal: Writer
 ) -> VersionView:
     """Base prices are read from the ERP's item master (a SKU it does not know is refused).
     Every entry is checked against the channel's price rules: 422 `price-rules-violated` lists
     every violation with a pointer into this body, and nothing is stored. 409 for a published
     version; 503 while the ERP cannot be reached."""
-    return await service.replace_entries(book_id, version, body.entries)
+    return await service.replace_entries(book_id, version, body.entries, actor=_actor(principal))
 
 
 @router.put(
@@ -164,10 +164,10 @@ async def put_entry(
     version: Version,
     sku: SkuPath,
     body: EntryBody,
-    _principal: Writer,
+    principal: Writer,
 ) -> EntryView:
     """As replacing every entry, for one SKU; violation pointers point into this body."""
-    return await service.put_entry(book_id, version, sku, body)
+    return await service.put_entry(book_id, version, sku, body, actor=_actor(principal))
 
 
 @router.delete(
@@ -177,9 +177,9 @@ async def put_entry(
     responses=problem_responses(404, 409),
 )
 async def remove_entry(
-    service: PricingDep, book_id: BookId, version: Version, sku: SkuPath, _principal: Writer
+    service: PricingDep, book_id: BookId, version: Version, sku: SkuPath, principal: Writer
 ) -> Response:
-    if not await service.remove_entry(book_id, version, sku):
+    if not await service.remove_entry(book_id, version, sku, actor=_actor(principal)):
         raise ProblemError(NOT_FOUND, f"{sku} is not in version {version} of {book_id}")
     return Response(status_code=204)
 

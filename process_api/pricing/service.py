@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from pydantic import JsonValue
+from pydantic import BaseModel, JsonValue
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -32,6 +32,7 @@ from contracts.money import MAX_AMOUNT, Money
 from contracts.price import ChannelPrice, Promotion
 from gateway_infra.scheduler import DueTimer, RetryPolicy, Scheduler, cancel, schedule
 from gateway_infra.unit_of_work import Store, UnitOfWork
+from process_api import audit
 from process_api.channels import repository as channels_repo
 from process_api.channels.service import ChannelProfiles
 from process_api.exceptions import open_exception, resolve_exceptions
@@ -122,7 +123,9 @@ class PricingService:
             repo.insert_draft(
                 conn, book_id=book_id, version=1, based_on=None, now=uow.now, actor=actor
             )
-            return _book_view(conn, book_id)
+            view = _book_view(conn, book_id)
+            _audit(uow, actor, "price_book.created", view.book_id, channel, None, view)
+            return view
 
         try:
             return await self.store.write(unit)
@@ -178,7 +181,9 @@ class PricingService:
             if base is not None:
                 copied = repo.load_entries(conn, book_id, base.version, base.currency)
                 repo.insert_entries(conn, book_id, number, copied.values())
-            return _version_view(conn, _require_version(conn, book_id, number))
+            view = _version_view(conn, _require_version(conn, book_id, number))
+            _audit(uow, actor, "price_book.draft_opened", book_id, view.channel, None, view)
+            return view
 
         try:
             return await self.store.write(unit)
@@ -186,17 +191,19 @@ class PricingService:
             draft = await self.store.read(lambda conn: repo.open_draft(conn, book_id))
             raise DraftOpen(book_id, draft or 0) from None
 
-    async def discard_draft(self, book_id: str, version: int) -> None:
+    async def discard_draft(self, book_id: str, version: int, *, actor: str) -> None:
         def unit(uow: UnitOfWork) -> None:
-            _require_draft(uow.conn, book_id, version)
+            draft = _require_draft(uow.conn, book_id, version)
+            before = _version_view(uow.conn, draft)
             repo.delete_draft(uow.conn, book_id, version)
+            _audit(uow, actor, "price_book.draft_discarded", book_id, draft.channel, before, None)
 
         await self.store.write(unit)
 
     # ------------------------------------------------------------ editing a draft
 
     async def replace_entries(
-        self, book_id: str, version: int, entries: Sequence[EntryIn]
+        self, book_id: str, version: int, entries: Sequence[EntryIn], *, actor: str
     ) -> VersionView:
         """Every entry of the draft; all refused (422, every violation) or all stored."""
         row = await self._draft_before_write(book_id, version)
@@ -216,13 +223,18 @@ class PricingService:
             )
             if violations:
                 raise PriceRulesViolated(violations)
+            before = _version_view(conn, draft)
             repo.remove_entries(conn, book_id, version, None)
             repo.insert_entries(conn, book_id, version, [_entry(c, uow.now) for c in candidates])
-            return _version_view(conn, draft)
+            after = _version_view(conn, draft)
+            _audit(uow, actor, "price_book.entries_replaced", book_id, draft.channel, before, after)
+            return after
 
         return await self.store.write(unit)
 
-    async def put_entry(self, book_id: str, version: int, sku: str, body: EntryBody) -> EntryView:
+    async def put_entry(
+        self, book_id: str, version: int, sku: str, body: EntryBody, *, actor: str
+    ) -> EntryView:
         """Add or replace one SKU's entry of the draft (pointers of violations into the body)."""
         row = await self._draft_before_write(book_id, version)
         bases = await self._base_prices([sku], row.currency)
@@ -243,21 +255,29 @@ class PricingService:
             )
             if violations:
                 raise PriceRulesViolated(violations)
+            old = repo.load_entries(conn, book_id, version, draft.currency, [sku]).get(sku)
             repo.remove_entries(conn, book_id, version, [sku])
             repo.insert_entries(conn, book_id, version, [_entry(candidate, uow.now)])
             stored = repo.load_entries(conn, book_id, version, draft.currency, [sku])[sku]
-            return _entry_view(stored)
+            view = _entry_view(stored)
+            before = None if old is None else _entry_view(old)
+            _audit(uow, actor, "price_book.entry_set", book_id, draft.channel, before, view)
+            return view
 
         return await self.store.write(unit)
 
-    async def remove_entry(self, book_id: str, version: int, sku: str) -> bool:
+    async def remove_entry(self, book_id: str, version: int, sku: str, *, actor: str) -> bool:
         """Take a SKU out of the draft; false when it was not in it."""
 
         def unit(uow: UnitOfWork) -> bool:
             draft = _require_draft(uow.conn, book_id, version, for_update=True)
-            present = sku in repo.load_entries(uow.conn, book_id, version, draft.currency, [sku])
+            old = repo.load_entries(uow.conn, book_id, version, draft.currency, [sku]).get(sku)
+            if old is None:
+                return False
             repo.remove_entries(uow.conn, book_id, version, [sku])
-            return present
+            before = _entry_view(old)
+            _audit(uow, actor, "price_book.entry_removed", book_id, draft.channel, before, None)
+            return True
 
         return await self.store.write(unit)
 
@@ -336,7 +356,12 @@ class PricingService:
                 raise VersionPublished(book_id, version)
             changes = self._schedule_changes(uow, draft, profile, previous, current)
             published = _require_version(conn, book_id, version)
-            return PublishedVersion(**_version_view(conn, published).model_dump(), changes=changes)
+            view = _version_view(conn, published)
+            before: dict[str, JsonValue] = {
+                "entries": [_entry_view(e).model_dump(mode="json") for e in previous.values()]
+            }
+            _audit(uow, actor, "price_book.published", book_id, draft.channel, before, view)
+            return PublishedVersion(**view.model_dump(), changes=changes)
 
         return await self.store.write(unit)
 
@@ -788,4 +813,25 @@ def _book_view(conn: Connection, book_id: str) -> PriceBookView:
         created_at=book.created_at,
         created_by=book.created_by,
         versions=[_summary(row) for row in repo.list_versions(conn, book_id)],
+    )
+
+
+def _audit(
+    uow: UnitOfWork,
+    actor: str,
+    action: str,
+    book_id: str,
+    channel: str,
+    before: BaseModel | dict[str, JsonValue] | None,
+    after: BaseModel | None,
+) -> None:
+    """The change in the audit log, in the transaction that makes it."""
+    audit.record(
+        uow,
+        actor=actor,
+        action=action,
+        subject=f"price_book/{book_id}",
+        channel=channel,
+        before=before.model_dump(mode="json") if isinstance(before, BaseModel) else before,
+        after=None if after is None else after.model_dump(mode="json"),
     )

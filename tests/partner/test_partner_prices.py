@@ -55,7 +55,9 @@ async def price_books(gateway: Gateway, start: datetime, end: datetime) -> None:
                     )
                 ]
             )
-            await pricing.put_entry(book.book_id, 1, sku, EntryBody(promotions=promotions))
+            await pricing.put_entry(
+                book.book_id, 1, sku, EntryBody(promotions=promotions), actor="test"
+            )
         await pricing.publish(book.book_id, 1, actor="test")
 
 

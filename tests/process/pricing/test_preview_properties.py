@@ -115,7 +115,9 @@ def test_published_and_previewed_prices_follow_the_window_on_the_database(
                 promotion_id=f"P{version}", price=SALE, starts_at=start, ends_at=start + length
             )
             runner.run(
-                service.put_entry(book_id, version, "MUG-RED-350", EntryBody(promotions=[offer]))
+                service.put_entry(
+                    book_id, version, "MUG-RED-350", EntryBody(promotions=[offer]), actor="test"
+                )
             )
             runner.run(service.publish(book_id, version, actor="test"))
             draft[0] = runner.run(service.new_draft(book_id, actor="test")).version
