@@ -26,7 +26,6 @@ from process_api.marketplaces.amazon.acknowledgements import (
 from process_api.tables import amazon_cancellations, amazon_feeds
 from tests.amazon.conftest import (
     CREDENTIALS,
-    ECHO,
     SELLER,
     RecordedSleep,
     amazon_profile,
@@ -35,7 +34,6 @@ from tests.amazon.conftest import (
 from tests.amazon.mock_amazon import AmazonState
 from tests.amazon.support import uploaded_acknowledgements
 from tests.amazon.test_orders import EXAMPLE_ID, example_order
-from tests.factories import seed_stock
 
 pytestmark = [pytest.mark.amazon, pytest.mark.xdist_group("amazon")]
 FEED_TYPE = "POST_ORDER_ACKNOWLEDGEMENT_DATA"
@@ -221,28 +219,6 @@ async def test_amazon_showing_a_refused_order_cancelled_ends_its_cancellation(
     assert cancellation_states(gateway) == [(EXAMPLE_ID, "accepted")]
     assert (await adapter.send_cancellations()).cancellations_sent == 0
     assert amazon.calls("POST", "/feeds/2021-06-30/feeds") == []
-
-
-async def test_one_sync_round_refuses_a_pulled_order_and_has_amazon_cancel_it(
-    gateway: Gateway, adapter: AmazonAdapter, amazon: AmazonState
-) -> None:
-    seed_stock(gateway, 0, ECHO)  # the warehouse counted none of the example order's Echo
-
-    report = await adapter.sync_round()
-
-    assert (report.orders_created, report.cancellations_sent) == (1, 1)
-    assert report.feeds_finished == 2  # the cancellation, and the availability it changed
-    assert cancellation_states(gateway) == [(EXAMPLE_ID, "accepted")]
-    [exception_id] = report.exceptions
-    record = await gateway.exceptions.require(exception_id)
-    assert record.code == "amazon_seller_cancellation_needed"
-    assert record.status is ExceptionStatus.RESOLVED
-    [envelope] = uploaded_acknowledgements(amazon)
-    assert [
-        (item.findtext("AmazonOrderItemCode"), item.findtext("CancelReason"))
-        for item in envelope.iterfind("Message/OrderAcknowledgement/Item")
-    ] == [("12345678901234", "NoInventory"), ("12345678901235", "GeneralAdjustment")]
-    no_violations(amazon)
 
 
 def test_the_acknowledgement_document_escapes_what_it_carries() -> None:
