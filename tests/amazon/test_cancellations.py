@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from defusedxml.ElementTree import fromstring as defused_fromstring
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from contracts.exceptions import ExceptionStatus
 from gateway import Gateway
@@ -23,7 +23,7 @@ from process_api.marketplaces.amazon.acknowledgements import (
     cancellation_feed,
     processing_report,
 )
-from process_api.tables import amazon_cancellations, amazon_feeds
+from process_api.tables import amazon_cancellations, amazon_feeds, amazon_orders
 from tests.amazon.conftest import (
     CREDENTIALS,
     SELLER,
@@ -142,6 +142,47 @@ async def test_a_cancellation_amazon_refuses_keeps_the_exception_open_with_its_m
     )
     assert feed_state == "partly_refused"
     no_violations(amazon)
+
+
+def forget_the_order_was_seen(gateway: Gateway) -> None:
+    """The gateway stopped after taking the order in, before recording it seen: the next pull
+    takes it in again."""
+    gateway.database.run_write(lambda conn: conn.execute(delete(amazon_orders)))
+
+
+async def test_an_order_taken_in_again_keeps_what_amazon_said_of_its_cancellation(
+    gateway: Gateway, adapter: AmazonAdapter, amazon: AmazonState, amazon_models: Path
+) -> None:
+    _, exception_id = await refused(gateway, adapter, amazon_models)
+    amazon.refused_cancellations.add(EXAMPLE_ID)
+    await adapter.send_cancellations()
+    await adapter.track_submissions()
+    forget_the_order_was_seen(gateway)
+
+    again = await adapter.take_order(too_much_of_the_first_item(amazon_models))
+
+    assert again.exceptions == [exception_id]
+    record = await gateway.exceptions.require(exception_id)
+    assert record.status is ExceptionStatus.OPEN
+    assert "99001: The order cannot be cancelled: it has shipped" in record.detail
+    assert cancellation_states(gateway) == [(EXAMPLE_ID, "refused")]
+    assert (await adapter.send_cancellations()).cancellations_sent == 0
+
+
+async def test_an_order_taken_in_again_after_amazon_took_its_cancellation_asks_nothing_more(
+    gateway: Gateway, adapter: AmazonAdapter, amazon: AmazonState, amazon_models: Path
+) -> None:
+    _, exception_id = await refused(gateway, adapter, amazon_models)
+    await adapter.send_cancellations()
+    await adapter.track_submissions()
+    forget_the_order_was_seen(gateway)
+
+    again = await adapter.take_order(too_much_of_the_first_item(amazon_models))
+
+    assert again.exceptions == []
+    assert (await gateway.exceptions.require(exception_id)).status is ExceptionStatus.RESOLVED
+    assert cancellation_states(gateway) == [(EXAMPLE_ID, "accepted")]
+    assert (await adapter.send_cancellations()).cancellations_sent == 0
 
 
 @pytest.fixture

@@ -27,6 +27,13 @@ def seller_cancellation_subject(order_id: str) -> str:
     return f"order/{order_id}"
 
 
+def refused_detail(amazon_id: str, why: str) -> str:
+    return (
+        f"Amazon refused the seller cancellation of order {amazon_id}: {why}. Cancel the order "
+        "as the seller on Amazon, then resolve this record."
+    )
+
+
 class CancellationSync(AmazonStep):
     """Sends the recorded seller cancellations and follows them to Amazon's verdict."""
 
@@ -193,10 +200,7 @@ class CancellationSync(AmazonStep):
             subject=seller_cancellation_subject(order_id),
             channel=self.channel,
             severity=Severity.HIGH,
-            detail=(
-                f"Amazon refused the seller cancellation of order {amazon_id}: {why}. Cancel "
-                "the order as the seller on Amazon, then resolve this record."
-            )[:4000],
+            detail=refused_detail(amazon_id, why)[:4000],
             object_ids={"order_id": order_id, "channel_order_id": amazon_id[:128]},
         )
 

@@ -19,6 +19,7 @@ from process_api.marketplaces.amazon.base import ACTOR, BATCH, AmazonStep, times
 from process_api.marketplaces.amazon.cancellation_sync import (
     SELLER_CANCELLATION,
     cancelled_on_amazon,
+    refused_detail,
     seller_cancellation_subject,
 )
 from process_api.marketplaces.amazon.http import AmazonError, SpApiClient
@@ -137,7 +138,9 @@ class OrderSync(AmazonStep):
             order_id = submitted.order.order_id
             report.orders_created += int(submitted.created)
             if submitted.order.status is OrderStatus.REJECTED:
-                report.exceptions.append(await self._refused(submitted.order.order_id, amazon_id))
+                exception_id = await self._refused(submitted.order.order_id, amazon_id)
+                if exception_id is not None:
+                    report.exceptions.append(exception_id)
         stamp = last_updated(order)
         await self.store.write(
             lambda uow: repo.record_seen(
@@ -195,7 +198,7 @@ class OrderSync(AmazonStep):
 
             report.exceptions.append(await self.store.write(unit))
 
-    async def _refused(self, order_id: str, amazon_id: str) -> str:
+    async def _refused(self, order_id: str, amazon_id: str) -> str | None:
         """Amazon has no acknowledgement step: an order the gateway refuses is cancelled on
         Amazon as the seller. The cancellation is recorded here, with the exception that shows
         it to people; the cancellation step sends it and resolves the exception once Amazon's
@@ -211,8 +214,21 @@ class OrderSync(AmazonStep):
             ],
         )
 
-        def unit(uow: UnitOfWork) -> str:
-            repo.request_cancellation(uow.conn, cancellation, self.channel, uow.now)
+        def unit(uow: UnitOfWork) -> str | None:
+            detail = (
+                f"The gateway refused Amazon order {amazon_id} ({reasons}). Amazon has no "
+                "acknowledgement step: the gateway cancels the order on Amazon as the seller "
+                "(an order acknowledgement feed); this record resolves once Amazon accepts the "
+                "cancellation, and stays open with Amazon's answer if it does not."
+            )
+            if not repo.request_cancellation(uow.conn, cancellation, self.channel, uow.now):
+                # Taken in again (a pull repeated, or a later state of the same order): the
+                # cancellation recorded first stands, and so does what Amazon said of it.
+                known = repo.get_cancellation(uow.conn, order_id)
+                if known is not None and known.state == repo.ACCEPTED:
+                    return None
+                if known is not None and known.state == repo.REFUSED:
+                    detail = refused_detail(amazon_id, known.detail or "refused")
             return open_exception(
                 uow,
                 workflow="order_capture",
@@ -221,13 +237,7 @@ class OrderSync(AmazonStep):
                 channel=self.channel,
                 money_at_risk=order.total,
                 severity=Severity.HIGH,
-                detail=(
-                    f"The gateway refused Amazon order {amazon_id} ({reasons}). Amazon has no "
-                    "acknowledgement step: the gateway cancels the order on Amazon as the "
-                    "seller (an order acknowledgement feed); this record resolves once Amazon "
-                    "accepts the cancellation, and stays open with Amazon's answer if it does "
-                    "not."
-                )[:4000],
+                detail=detail[:4000],
                 object_ids={"order_id": order_id, "channel_order_id": amazon_id},
             )
 
