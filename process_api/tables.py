@@ -508,15 +508,38 @@ amazon_feeds = Table(
     Column("feed_id", String(128), primary_key=True),
     Column("channel", String(64), nullable=False),
     Column("document_id", String(256), nullable=False),
+    # JSON_LISTINGS_FEED (availability, prices) or POST_ORDER_ACKNOWLEDGEMENT_DATA (seller
+    # cancellations of orders the gateway refused).
+    Column("feed_type", String(64), nullable=False),
     # submitted -> done | partly_refused (report read, each message confirmed or raised)
     # | failed (cancelled or fatal: nothing applied).
     Column("state", String(16), nullable=False),
-    # [{"message_id", "sku", "kind", "reference"}]
+    # [{"message_id", "sku", "kind", "reference"}] of a listings feed;
+    # [{"message_id", "kind": "cancellation", "order_id", "amazon_order_id"}] of a cancellation.
     Column("messages", JSON, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("finished_at", UtcDateTime(), nullable=True),
     Column("detail", Text, nullable=True),
     Index("ix_proc_amazon_feeds_channel_state", "channel", "state"),
+)
+
+amazon_cancellations = Table(
+    "proc_amazon_cancellations",
+    metadata,
+    # The seller cancellation of each Amazon order the gateway refused, recorded with the
+    # refusal: to_send -> submitted (in feed_id) -> accepted | refused; a feed that failed puts
+    # it back to to_send. One per order, so it is never sent for another reason.
+    Column("order_id", String(40), primary_key=True),
+    Column("channel", String(64), nullable=False),
+    Column("amazon_order_id", String(64), nullable=False),
+    # [{"item": orderItemId, "reason": CancelReason}]
+    Column("items", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("feed_id", String(128), nullable=True),
+    Column("detail", Text, nullable=True),
+    Column("requested_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_proc_amazon_cancellations_channel_state", "channel", "state"),
 )
 
 # ---------------------------------------------------------------- ops console and audit log

@@ -14,6 +14,7 @@ class SyncReport:
     orders_seen: int = 0
     orders_created: int = 0
     orders_cancelled: int = 0
+    cancellations_sent: int = 0
     packages_confirmed: int = 0
     availability_sent: int = 0
     prices_sent: int = 0

@@ -1,8 +1,9 @@
 """A mock Amazon on loopback for the adapter's tests: Prism serves Amazon's published Orders,
 Listings Items and Feeds models and validates every request against them; in front of it, a
 small server stands in for what Prism cannot: Login with Amazon's token endpoint, the feed
-document store behind the document URLs, and the state Amazon keeps between calls (feed ids,
-processing status, processing reports). Every SP-API call still goes to Prism, and its verdict
+document store behind the document URLs, and the state Amazon keeps between calls (feed ids and
+types, processing status, processing reports: JSON for listings feeds, XML for order
+acknowledgement feeds). Every SP-API call still goes to Prism, and its verdict
 (the sl-violations header) is recorded."""
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import os
 import shutil
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
+from defusedxml.ElementTree import fromstring as defused_fromstring
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -145,8 +148,12 @@ class AmazonState:
     documents: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     feeds: dict[str, str] = field(default_factory=dict)
     """feedId -> its input document id."""
+    feed_types: dict[str, str] = field(default_factory=dict)
+    """feedId -> its feedType."""
     feed_status: str = "DONE"
     refused_skus: set[str] = field(default_factory=set)
+    refused_cancellations: set[str] = field(default_factory=set)
+    """Amazon order ids whose seller cancellation the processing report refuses."""
     throttle: dict[str, int] = field(default_factory=dict)
     """Path prefix -> how many more requests Prism is asked to answer 429 (Prefer: code=429)."""
     rate_limits: dict[str, str] = field(default_factory=dict)
@@ -189,6 +196,50 @@ class AmazonState:
             },
         }
 
+    def xml_report_for(self, feed_id: str) -> bytes:
+        """The XML processing report of an XML feed (order acknowledgements): an Error result
+        for each message cancelling an order in refused_cancellations; like Amazon's, it lists
+        only the messages with an error or warning."""
+        _, content = self.documents[self.feeds[feed_id]]
+        messages = defused_fromstring(content).findall("Message")
+        envelope = ET.Element("AmazonEnvelope")
+        header = ET.SubElement(envelope, "Header")
+        ET.SubElement(header, "DocumentVersion").text = "1.02"
+        ET.SubElement(header, "MerchantIdentifier").text = "SELLER"
+        ET.SubElement(envelope, "MessageType").text = "ProcessingReport"
+        message = ET.SubElement(envelope, "Message")
+        ET.SubElement(message, "MessageID").text = "1"
+        report = ET.SubElement(message, "ProcessingReport")
+        ET.SubElement(report, "DocumentTransactionID").text = feed_id
+        ET.SubElement(report, "StatusCode").text = "Complete"
+        refused = [
+            m
+            for m in messages
+            if m.findtext("OrderAcknowledgement/AmazonOrderID") in self.refused_cancellations
+        ]
+        summary = ET.SubElement(report, "ProcessingSummary")
+        for name, count in (
+            ("MessagesProcessed", len(messages)),
+            ("MessagesSuccessful", len(messages) - len(refused)),
+            ("MessagesWithError", len(refused)),
+            ("MessagesWithWarning", 0),
+        ):
+            ET.SubElement(summary, name).text = str(count)
+        for m in refused:
+            result = ET.SubElement(report, "Result")
+            ET.SubElement(result, "MessageID").text = m.findtext("MessageID")
+            ET.SubElement(result, "ResultCode").text = "Error"
+            ET.SubElement(result, "ResultMessageCode").text = "99001"
+            ET.SubElement(
+                result, "ResultDescription"
+            ).text = "The order cannot be cancelled: it has shipped"
+            info = ET.SubElement(result, "AdditionalInfo")
+            ET.SubElement(info, "AmazonOrderID").text = m.findtext(
+                "OrderAcknowledgement/AmazonOrderID"
+            )
+        document: bytes = ET.tostring(envelope, encoding="UTF-8", xml_declaration=True)
+        return document
+
 
 def mock_amazon_app(state: AmazonState, prism: dict[str, str]) -> FastAPI:
     app = FastAPI()
@@ -220,7 +271,11 @@ def mock_amazon_app(state: AmazonState, prism: dict[str, str]) -> FastAPI:
         feed_id = document_id.removeprefix("report-")
         if feed_id not in state.feeds:
             return Response(status_code=404)
-        report = json.dumps(state.report_for(feed_id)).encode()
+        content_type, _ = state.documents[state.feeds[feed_id]]
+        if content_type.startswith("text/xml"):
+            report = state.xml_report_for(feed_id)
+        else:
+            report = json.dumps(state.report_for(feed_id)).encode()
         return Response(gzip.compress(report), media_type="application/octet-stream")
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
@@ -290,12 +345,13 @@ def _as_amazon_would(
     elif method == "POST" and path == "/feeds/2021-06-30/feeds":
         feed_id = f"feed-{next(state.counter)}"
         state.feeds[feed_id] = json.loads(body)["inputFeedDocumentId"]
+        state.feed_types[feed_id] = json.loads(body)["feedType"]
         payload["feedId"] = feed_id
     elif method == "GET" and path.startswith("/feeds/2021-06-30/feeds/"):
         feed_id = path.rsplit("/", 1)[-1]
         payload.update(
             feedId=feed_id,
-            feedType="JSON_LISTINGS_FEED",
+            feedType=state.feed_types.get(feed_id, "JSON_LISTINGS_FEED"),
             processingStatus=state.feed_status,
             resultFeedDocumentId=f"report-{feed_id}",
         )

@@ -1,7 +1,8 @@
 """End to end against the mock Amazon: orders pulled become canonical orders with reservations;
 a warehouse shipment produces a confirmShipment Prism accepts; an availability change produces
 a listings feed that validates and whose report confirms it; a promotion produces a price
-schedule (patchListingsItem) that Prism validates."""
+schedule (patchListingsItem) that Prism validates; an order the gateway refuses is cancelled on
+Amazon by an order acknowledgement feed whose report resolves the exception."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from contracts import Money, OrderStatus
+from contracts.exceptions import ExceptionStatus
 from gateway import Gateway
 from gateway_infra.clock import ManualClock
 from process_api.marketplaces.amazon import AmazonAdapter, build_amazon_adapter
 from process_api.pricing.models import EntryIn, PromotionIn
+from process_api.tables import amazon_cancellations
 from tests.amazon.conftest import (
     CHANNEL,
     CREDENTIALS,
@@ -36,9 +40,11 @@ from tests.amazon.support import (
     stock_the_warehouse,
     the_order_id,
     unconfirmed_availability,
+    uploaded_acknowledgements,
     uploaded_feeds,
 )
 from tests.conftest import provisioned_database
+from tests.factories import seed_stock
 
 # One worker runs them all, so Prism starts once per run.
 pytestmark = [pytest.mark.amazon, pytest.mark.xdist_group("amazon")]
@@ -185,3 +191,31 @@ async def test_orders_shipments_availability_and_promotions_round_trip_through_a
     no_violations(amazon)
     assert len(amazon.tokens_issued) == 2
     assert sleeps.delays == []
+
+
+async def test_one_sync_round_refuses_a_pulled_order_and_has_amazon_cancel_it(
+    gateway: Gateway, adapter: AmazonAdapter, amazon: AmazonState
+) -> None:
+    # The same round on the same databases, for an order the gateway refuses: the warehouse
+    # counted none of the example order's Echo.
+    seed_stock(gateway, 0, ECHO)
+
+    report = await adapter.sync_round()
+
+    assert (report.orders_created, report.cancellations_sent) == (1, 1)
+    assert report.feeds_finished == 2  # the cancellation, and the availability it changed
+    assert gateway.database.run_read(
+        lambda conn: conn.execute(
+            select(amazon_cancellations.c.amazon_order_id, amazon_cancellations.c.state)
+        ).all()
+    ) == [(AMAZON_ORDER, "accepted")]
+    [exception_id] = report.exceptions
+    record = await gateway.exceptions.require(exception_id)
+    assert record.code == "amazon_seller_cancellation_needed"
+    assert record.status is ExceptionStatus.RESOLVED
+    [envelope] = uploaded_acknowledgements(amazon)
+    assert [
+        (item.findtext("AmazonOrderItemCode"), item.findtext("CancelReason"))
+        for item in envelope.iterfind("Message/OrderAcknowledgement/Item")
+    ] == [(ECHO_ITEM, "NoInventory"), (FIRE_TV_ITEM, "GeneralAdjustment")]
+    no_violations(amazon)

@@ -163,7 +163,7 @@ async def test_an_order_the_gateway_refuses_opens_a_seller_cancellation_exceptio
     record = await gateway.exceptions.require(exception_id)
     assert record.code == "amazon_seller_cancellation_needed"
     assert record.subject == f"order/{row.order_id}"
-    assert "cancel the order as the seller on Amazon" in record.detail
+    assert "the gateway cancels the order on Amazon as the seller" in record.detail
 
 
 async def test_a_429_on_the_first_attempt_is_retried_with_backoff_then_succeeds(

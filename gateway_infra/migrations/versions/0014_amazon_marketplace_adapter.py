@@ -1,4 +1,5 @@
-"""amazon marketplace adapter: order cursor, seen orders, package confirmations, feeds
+"""amazon marketplace adapter: order cursor, seen orders, package confirmations, feeds,
+seller cancellations
 
 Revision ID: 0014
 Revises: 0010
@@ -25,6 +26,7 @@ def upgrade() -> None:
         sa.Column("feed_id", sa.String(length=128), nullable=False),
         sa.Column("channel", sa.String(length=64), nullable=False),
         sa.Column("document_id", sa.String(length=256), nullable=False),
+        sa.Column("feed_type", sa.String(length=64), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("messages", sa.JSON(), nullable=False),
         sa.Column("created_at", gateway_infra.columns.UtcDateTime(timezone=True), nullable=False),
@@ -35,6 +37,24 @@ def upgrade() -> None:
     with op.batch_alter_table("proc_amazon_feeds", schema=None) as batch_op:
         batch_op.create_index(
             "ix_proc_amazon_feeds_channel_state", ["channel", "state"], unique=False
+        )
+
+    op.create_table(
+        "proc_amazon_cancellations",
+        sa.Column("order_id", sa.String(length=40), nullable=False),
+        sa.Column("channel", sa.String(length=64), nullable=False),
+        sa.Column("amazon_order_id", sa.String(length=64), nullable=False),
+        sa.Column("items", sa.JSON(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("feed_id", sa.String(length=128), nullable=True),
+        sa.Column("detail", sa.Text(), nullable=True),
+        sa.Column("requested_at", gateway_infra.columns.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", gateway_infra.columns.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("order_id", name=op.f("pk_proc_amazon_cancellations")),
+    )
+    with op.batch_alter_table("proc_amazon_cancellations", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_proc_amazon_cancellations_channel_state", ["channel", "state"], unique=False
         )
 
     op.create_table(
@@ -81,6 +101,10 @@ def downgrade() -> None:
     op.drop_table("proc_amazon_package_confirmations")
     op.drop_table("proc_amazon_orders")
     op.drop_table("proc_amazon_order_cursors")
+    with op.batch_alter_table("proc_amazon_cancellations", schema=None) as batch_op:
+        batch_op.drop_index("ix_proc_amazon_cancellations_channel_state")
+
+    op.drop_table("proc_amazon_cancellations")
     with op.batch_alter_table("proc_amazon_feeds", schema=None) as batch_op:
         batch_op.drop_index("ix_proc_amazon_feeds_channel_state")
 

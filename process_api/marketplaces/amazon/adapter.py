@@ -1,6 +1,6 @@
 """The Amazon Selling Partner API adapter: the marketplace-adapter port for one Amazon
-marketplace, its sync round made of the order, shipment and listing steps (each in its own
-module), scheduled every poll interval."""
+marketplace, its sync round made of the order, seller cancellation, shipment and listing steps
+(each in its own module), scheduled every poll interval."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from gateway_infra.scheduler import Recurring
 from gateway_infra.unit_of_work import Store
+from process_api.marketplaces.amazon.cancellation_sync import CancellationSync
 from process_api.marketplaces.amazon.http import SpApiClient
 from process_api.marketplaces.amazon.listing_sync import ListingSync
 from process_api.marketplaces.amazon.order_sync import OrderSync
@@ -32,6 +33,7 @@ class AmazonAdapter:
         self.client = client
         self.store = store
         self.order_sync = OrderSync(profile, client, store, orders)
+        self.cancellation_sync = CancellationSync(profile, client, store)
         self.shipment_sync = ShipmentSync(profile, client, store)
         self.listing_sync = ListingSync(profile, client, store)
 
@@ -39,7 +41,14 @@ class AmazonAdapter:
         await self.client.aclose()
 
     async def pull_orders(self) -> SyncReport:
-        return await self.order_sync.pull_orders()
+        """Orders pulled in, then the seller cancellations of those the gateway refused (and
+        of any refused earlier whose cancellation is still to be sent)."""
+        return _merged(
+            await self.order_sync.pull_orders(), await self.cancellation_sync.send_cancellations()
+        )
+
+    async def send_cancellations(self) -> SyncReport:
+        return await self.cancellation_sync.send_cancellations()
 
     async def take_order(self, order: dict[str, Any]) -> SyncReport:
         return await self.order_sync.take_order(order)
@@ -51,7 +60,11 @@ class AmazonAdapter:
         return await self.listing_sync.push_listings()
 
     async def track_submissions(self) -> SyncReport:
-        return await self.listing_sync.track_submissions()
+        """Listings feeds and cancellation feeds, each to its processing report."""
+        return _merged(
+            await self.listing_sync.track_submissions(),
+            await self.cancellation_sync.track_cancellations(),
+        )
 
     def sync_job(self) -> Recurring:
         """One round of every step, every poll interval, on whichever gateway claims it."""
@@ -74,11 +87,14 @@ class AmazonAdapter:
             self.push_listings,
             self.track_submissions,
         ):
-            done = await step()
-            for name, value in vars(done).items():
-                current = getattr(report, name)
-                setattr(report, name, current + value)
+            report = _merged(report, await step())
         return report
+
+
+def _merged(report: SyncReport, done: SyncReport) -> SyncReport:
+    for name, value in vars(done).items():
+        setattr(report, name, getattr(report, name) + value)
+    return report
 
 
 def _figures(report: SyncReport) -> dict[str, int]:

@@ -12,14 +12,13 @@ from typing import Any
 from contracts.exceptions import Severity
 from gateway_infra.unit_of_work import UnitOfWork
 from process_api.exceptions import open_exception, resolve_exceptions
-from process_api.marketplaces.amazon import listings
+from process_api.marketplaces.amazon import feeds, listings
 from process_api.marketplaces.amazon import repository as repo
 from process_api.marketplaces.amazon.base import BATCH, CALL_FAILED, AmazonStep
 from process_api.marketplaces.amazon.http import AmazonError
 from process_api.marketplaces.amazon.listings import ListingChange, Promotion
 from process_api.marketplaces.port import SyncReport
 
-FEED_STATES_WAITING = frozenset({"IN_QUEUE", "IN_PROGRESS"})
 LISTING_REFUSED = "amazon_listing_refused"
 FEED_FAILED = "amazon_feed_failed"
 
@@ -34,7 +33,9 @@ class ListingSync(AmazonStep):
         def read(conn: Any) -> list[ListingChange]:
             skip = {
                 (m["kind"], m["sku"], m["reference"])
-                for feed in repo.feeds_in(conn, self.channel, (repo.SUBMITTED, repo.PARTLY_REFUSED))
+                for feed in repo.feeds_in(
+                    conn, self.channel, (repo.SUBMITTED, repo.PARTLY_REFUSED), listings.FEED_TYPE
+                )
                 for m in feed.messages
                 if feed.state == repo.SUBMITTED or m.get("result") == "refused"
             }
@@ -94,33 +95,13 @@ class ListingSync(AmazonStep):
         report = SyncReport()
         document = listings.feed_document(changes, self.profile)
         try:
-            created = (
-                await self.client.call(
-                    "createFeedDocument",
-                    "POST",
-                    "/feeds/2021-06-30/documents",
-                    json={"contentType": listings.FEED_CONTENT_TYPE},
-                    expect=(201,),
-                )
-            ).json()
-            await self.client.upload_document(
-                str(created["url"]),
-                json.dumps(document).encode(),
-                listings.FEED_CONTENT_TYPE,
+            submitted = await feeds.submit_feed(
+                self.client,
+                feed_type=listings.FEED_TYPE,
+                content_type=listings.FEED_CONTENT_TYPE,
+                content=json.dumps(document).encode(),
+                marketplace_id=self.profile.marketplace_id,
             )
-            feed = (
-                await self.client.call(
-                    "createFeed",
-                    "POST",
-                    "/feeds/2021-06-30/feeds",
-                    json={
-                        "feedType": listings.FEED_TYPE,
-                        "marketplaceIds": [self.profile.marketplace_id],
-                        "inputFeedDocumentId": str(created["feedDocumentId"]),
-                    },
-                    expect=(202,),
-                )
-            ).json()
         except AmazonError as exc:
             report.exceptions.append(await self.call_failed("inventory_sync", exc, "feed"))
             return report
@@ -128,13 +109,13 @@ class ListingSync(AmazonStep):
             {"message_id": n, "sku": c.sku, "kind": c.kind, "reference": c.reference}
             for n, c in enumerate(changes, start=1)
         ]
-        feed_id = str(feed["feedId"])
         await self.store.write(
             lambda uow: repo.insert_feed(
                 uow.conn,
-                feed_id=feed_id,
+                feed_id=submitted.feed_id,
                 channel=self.channel,
-                document_id=str(created["feedDocumentId"]),
+                feed_type=listings.FEED_TYPE,
+                document_id=submitted.document_id,
                 messages=messages,
                 now=uow.now,
             )
@@ -148,33 +129,18 @@ class ListingSync(AmazonStep):
         """Each submitted feed until Amazon is done with it; a DONE feed confirms only the
         messages its processing report does not refuse."""
         report = SyncReport()
-        feeds = await self.store.read(
-            lambda conn: repo.feeds_in(conn, self.channel, (repo.SUBMITTED,))
+        waiting = await self.store.read(
+            lambda conn: repo.feeds_in(conn, self.channel, (repo.SUBMITTED,), listings.FEED_TYPE)
         )
-        for feed in feeds:
+        for feed in waiting:
             try:
-                status = (
-                    await self.client.call(
-                        "getFeed", "GET", f"/feeds/2021-06-30/feeds/{feed.feed_id}"
-                    )
-                ).json()
-                state = status.get("processingStatus")
-                if state in FEED_STATES_WAITING:
+                outcome = await feeds.feed_outcome(self.client, feed.feed_id)
+                if outcome.waiting:
                     continue
-                if state != "DONE":
-                    report.exceptions.append(await self._feed_failed(feed, str(state)))
+                if outcome.report is None:
+                    report.exceptions.append(await self._feed_failed(feed, outcome.status))
                     continue
-                result = (
-                    await self.client.call(
-                        "getFeedDocument",
-                        "GET",
-                        f"/feeds/2021-06-30/documents/{status['resultFeedDocumentId']}",
-                    )
-                ).json()
-                content = await self.client.download_document(
-                    str(result["url"]), result.get("compressionAlgorithm")
-                )
-                processing = json.loads(content)
+                processing = json.loads(outcome.report)
             except AmazonError as exc:
                 report.exceptions.append(
                     await self.call_failed("inventory_sync", exc, f"feed/{feed.feed_id}")

@@ -1,6 +1,7 @@
 """Amazon orders into the canonical lifecycle: searchOrders (Orders API 2026-01-01) by last
 update through a durable cursor; pending orders hold stock, confirmed ones are accepted,
-cancelled ones release it; an order the gateway refuses asks for a seller cancellation."""
+cancelled ones release it; an order the gateway refuses is recorded for a seller cancellation
+(sent by the cancellation step)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ from contracts.exceptions import Severity
 from gateway_infra.problems import ProblemError
 from gateway_infra.unit_of_work import Store, UnitOfWork
 from process_api.exceptions import open_exception
+from process_api.marketplaces.amazon import acknowledgements as ack
 from process_api.marketplaces.amazon import repository as repo
 from process_api.marketplaces.amazon.base import ACTOR, BATCH, AmazonStep, timestamp
+from process_api.marketplaces.amazon.cancellation_sync import (
+    SELLER_CANCELLATION,
+    cancelled_on_amazon,
+    refused_detail,
+    seller_cancellation_subject,
+)
 from process_api.marketplaces.amazon.http import AmazonError, SpApiClient
 from process_api.marketplaces.amazon.orders import (
     Action,
@@ -32,7 +40,6 @@ from system_api.errors import BackendUnavailable
 ORDERS_PATH = "/orders/2026-01-01/orders"
 INCLUDED_DATA = "BUYER,RECIPIENT,FULFILLMENT,PROCEEDS"
 ORDER_UNMAPPABLE = "amazon_order_unmappable"
-SELLER_CANCELLATION = "amazon_seller_cancellation_needed"
 CANCEL_REFUSED = "amazon_cancellation_after_shipment"
 
 
@@ -131,7 +138,9 @@ class OrderSync(AmazonStep):
             order_id = submitted.order.order_id
             report.orders_created += int(submitted.created)
             if submitted.order.status is OrderStatus.REJECTED:
-                report.exceptions.append(await self._refused(submitted.order.order_id, amazon_id))
+                exception_id = await self._refused(submitted.order.order_id, amazon_id)
+                if exception_id is not None:
+                    report.exceptions.append(exception_id)
         stamp = last_updated(order)
         await self.store.write(
             lambda uow: repo.record_seen(
@@ -158,6 +167,12 @@ class OrderSync(AmazonStep):
         return prices
 
     async def _cancel(self, order_id: str, amazon_id: str, report: SyncReport) -> None:
+        order = await self.orders.require(order_id)
+        if order.status is OrderStatus.REJECTED:
+            # The gateway refused it and holds nothing for it: Amazon now shows the seller
+            # cancellation done (or the buyer cancelled first).
+            await self.store.write(lambda uow: cancelled_on_amazon(uow, order_id, amazon_id))
+            return
         try:
             await self.orders.cancel(order_id, actor=ACTOR, reason="cancelled on Amazon")
             report.orders_cancelled += 1
@@ -183,26 +198,46 @@ class OrderSync(AmazonStep):
 
             report.exceptions.append(await self.store.write(unit))
 
-    async def _refused(self, order_id: str, amazon_id: str) -> str:
-        """Amazon has no acknowledgement step: an order the gateway refuses must be cancelled
-        by the seller on Amazon, which this exception asks for."""
+    async def _refused(self, order_id: str, amazon_id: str) -> str | None:
+        """Amazon has no acknowledgement step: an order the gateway refuses is cancelled on
+        Amazon as the seller. The cancellation is recorded here, with the exception that shows
+        it to people; the cancellation step sends it and resolves the exception once Amazon's
+        processing report accepts it."""
         order = await self.orders.require(order_id)
         reasons = "; ".join(f"{r.line_id}: {r.detail}" for r in order.rejections) or "refused"
+        cancellation = repo.Cancellation(
+            order_id=order_id,
+            amazon_order_id=amazon_id,
+            items=[
+                {"item": i.item, "reason": i.reason}
+                for i in ack.cancelled_items(order.lines, order.rejections)
+            ],
+        )
 
-        def unit(uow: UnitOfWork) -> str:
+        def unit(uow: UnitOfWork) -> str | None:
+            detail = (
+                f"The gateway refused Amazon order {amazon_id} ({reasons}). Amazon has no "
+                "acknowledgement step: the gateway cancels the order on Amazon as the seller "
+                "(an order acknowledgement feed); this record resolves once Amazon accepts the "
+                "cancellation, and stays open with Amazon's answer if it does not."
+            )
+            if not repo.request_cancellation(uow.conn, cancellation, self.channel, uow.now):
+                # Taken in again (a pull repeated, or a later state of the same order): the
+                # cancellation recorded first stands, and so does what Amazon said of it.
+                known = repo.get_cancellation(uow.conn, order_id)
+                if known is not None and known.state == repo.ACCEPTED:
+                    return None
+                if known is not None and known.state == repo.REFUSED:
+                    detail = refused_detail(amazon_id, known.detail or "refused")
             return open_exception(
                 uow,
                 workflow="order_capture",
                 code=SELLER_CANCELLATION,
-                subject=f"order/{order_id}",
+                subject=seller_cancellation_subject(order_id),
                 channel=self.channel,
                 money_at_risk=order.total,
                 severity=Severity.HIGH,
-                detail=(
-                    f"The gateway refused Amazon order {amazon_id} ({reasons}). Amazon has no "
-                    "acknowledgement step: cancel the order as the seller on Amazon "
-                    "(reason: no inventory), then resolve this record."
-                )[:4000],
+                detail=detail[:4000],
                 object_ids={"order_id": order_id, "channel_order_id": amazon_id},
             )
 

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, and_, select, update
 from gateway_infra.database import dialect_insert
 from process_api.pricing.models import PublicationState
 from process_api.tables import (
+    amazon_cancellations,
     amazon_feeds,
     amazon_order_cursors,
     amazon_orders,
@@ -275,6 +276,7 @@ def insert_feed(
     *,
     feed_id: str,
     channel: str,
+    feed_type: str,
     document_id: str,
     messages: list[dict[str, Any]],
     now: datetime,
@@ -283,6 +285,7 @@ def insert_feed(
         amazon_feeds.insert().values(
             feed_id=feed_id,
             channel=channel,
+            feed_type=feed_type,
             document_id=document_id,
             state=SUBMITTED,
             messages=messages,
@@ -298,10 +301,14 @@ class Feed:
     messages: list[dict[str, Any]]
 
 
-def feeds_in(conn: Connection, channel: str, states: tuple[str, ...]) -> list[Feed]:
+def feeds_in(conn: Connection, channel: str, states: tuple[str, ...], feed_type: str) -> list[Feed]:
     rows = conn.execute(
         select(amazon_feeds.c.feed_id, amazon_feeds.c.state, amazon_feeds.c.messages)
-        .where(amazon_feeds.c.channel == channel, amazon_feeds.c.state.in_(states))
+        .where(
+            amazon_feeds.c.channel == channel,
+            amazon_feeds.c.feed_type == feed_type,
+            amazon_feeds.c.state.in_(states),
+        )
         .order_by(amazon_feeds.c.created_at)
     ).all()
     return [Feed(r.feed_id, r.state, list(r.messages)) for r in rows]
@@ -321,3 +328,106 @@ def finish_feed(
         .where(amazon_feeds.c.feed_id == feed_id)
         .values(state=state, messages=messages, detail=detail, finished_at=now)
     )
+
+
+# ---------------------------------------------------------------- seller cancellations
+
+TO_SEND = "to_send"
+ACCEPTED = "accepted"
+REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    order_id: str
+    amazon_order_id: str
+    items: list[dict[str, str]]
+    """[{"item": orderItemId, "reason": CancelReason}]"""
+    state: str = TO_SEND
+    feed_id: str | None = None
+    detail: str | None = None
+
+
+def request_cancellation(
+    conn: Connection, cancellation: Cancellation, channel: str, now: datetime
+) -> bool:
+    """Record that the order is to be cancelled on Amazon; once per order (false when it was
+    recorded already, whatever became of it)."""
+    statement = dialect_insert(conn, amazon_cancellations).values(
+        order_id=cancellation.order_id,
+        channel=channel,
+        amazon_order_id=cancellation.amazon_order_id,
+        items=cancellation.items,
+        state=TO_SEND,
+        requested_at=now,
+        updated_at=now,
+    )
+    result = conn.execute(statement.on_conflict_do_nothing(index_elements=["order_id"]))
+    return result.rowcount > 0
+
+
+def _cancellation(row: Any) -> Cancellation:
+    return Cancellation(
+        order_id=row.order_id,
+        amazon_order_id=row.amazon_order_id,
+        items=list(row.items),
+        state=row.state,
+        feed_id=row.feed_id,
+        detail=row.detail,
+    )
+
+
+def cancellations_to_send(conn: Connection, channel: str, limit: int) -> list[Cancellation]:
+    rows = conn.execute(
+        select(amazon_cancellations)
+        .where(amazon_cancellations.c.channel == channel, amazon_cancellations.c.state == TO_SEND)
+        .order_by(amazon_cancellations.c.requested_at, amazon_cancellations.c.order_id)
+        .limit(limit)
+    ).all()
+    return [_cancellation(row) for row in rows]
+
+
+def get_cancellation(conn: Connection, order_id: str) -> Cancellation | None:
+    row = conn.execute(
+        select(amazon_cancellations).where(amazon_cancellations.c.order_id == order_id)
+    ).first()
+    return None if row is None else _cancellation(row)
+
+
+def cancellations_submitted(
+    conn: Connection, order_ids: list[str], feed_id: str, now: datetime
+) -> None:
+    conn.execute(
+        update(amazon_cancellations)
+        .where(
+            amazon_cancellations.c.order_id.in_(order_ids),
+            amazon_cancellations.c.state == TO_SEND,
+        )
+        .values(state=SUBMITTED, feed_id=feed_id, updated_at=now)
+    )
+
+
+def finish_cancellation(
+    conn: Connection,
+    order_id: str,
+    *,
+    state: str,
+    detail: str | None,
+    now: datetime,
+    feed_id: str | None = None,
+) -> bool:
+    """Move a cancellation on from submitted (in that feed, when one is named) or to_send;
+    false when it had moved on already (Amazon showed the order cancelled meanwhile)."""
+    waiting = [amazon_cancellations.c.order_id == order_id]
+    if feed_id is None:
+        waiting.append(amazon_cancellations.c.state.in_((TO_SEND, SUBMITTED)))
+    else:
+        waiting.extend(
+            (amazon_cancellations.c.state == SUBMITTED, amazon_cancellations.c.feed_id == feed_id)
+        )
+    result = conn.execute(
+        update(amazon_cancellations)
+        .where(*waiting)
+        .values(state=state, detail=detail, updated_at=now)
+    )
+    return result.rowcount > 0
