@@ -4,8 +4,8 @@ Without a configured exporter every span here only moves the W3C trace context a
 id under the caller's trace id), so logs and outbound calls carry it all the same. With one
 (``GATEWAY_OTEL_EXPORTER=otlp|console``; the OTLP endpoint and headers come from the standard
 ``OTEL_EXPORTER_OTLP_*`` variables) the spans are recorded by the OpenTelemetry SDK, under the
-trace id of the incoming ``traceparent``. The SDK and the OTLP exporter are the optional extra
-``tracing``; they are imported only when an exporter is configured.
+trace id of the incoming ``traceparent``. The SDK is imported only when an exporter is
+configured; the OTLP exporter is the optional extra ``tracing``.
 """
 
 from __future__ import annotations
@@ -69,7 +69,13 @@ def configure_tracing(
     elif exporter == "console":
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        except ImportError as exc:
+            raise RuntimeError(
+                "GATEWAY_OTEL_EXPORTER=otlp needs the tracing extra: "
+                "pip install 'retail-sync-gateway[tracing]'"
+            ) from exc
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     _provider = provider
