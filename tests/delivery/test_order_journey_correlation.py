@@ -10,6 +10,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -121,10 +122,12 @@ async def test_one_orders_origin_correlation_id_is_in_its_logs_events_and_webhoo
     assert created.headers["x-correlation-id"] == origin
     order_id = created.json()["order_id"]
 
+    clock.advance(timedelta(seconds=1))
     released = await client.post(
         f"/process/v1/orders/{order_id}/release", headers={"X-Correlation-ID": release_id}
     )
     assert released.status_code == 200, released.text
+    clock.advance(timedelta(seconds=1))
     shipped = await client.post(
         f"/process/v1/orders/{order_id}/shipments",
         json=shipment(order_id, package("PKG-1", ("1", "MUG-RED-350", 1))),
@@ -169,6 +172,9 @@ async def test_one_orders_origin_correlation_id_is_in_its_logs_events_and_webhoo
         and line.get("trace_id")
         for line in lines
     )
+    relayed = [line for line in lines if line["message"] == "webhook deliveries created"]
+    assert {line["origin_correlation_id"] for line in relayed} == {origin}
+    assert {line["correlation_id"] for line in relayed} == {origin, shipment_id}
     delivered = [line for line in lines if line["message"] == "webhook delivered"]
     assert len(delivered) == 3
     assert {line["origin_correlation_id"] for line in delivered} == {origin}
