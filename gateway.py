@@ -50,7 +50,7 @@ from gateway_infra.scheduler import Recurring, Scheduler
 from gateway_infra.settings import Settings, settings_reference
 from gateway_infra.tables import metadata as infra_metadata
 from gateway_infra.throttle import Throttle
-from gateway_infra.tracing import configure_tracing
+from gateway_infra.tracing import configure_tracing, shutdown_tracing
 from gateway_infra.unit_of_work import Store, UnitOfWork
 from partner_api.app import MIGRATION_NOTE, create_partner_app
 from partner_api.edge import EdgeServices
@@ -519,7 +519,9 @@ def create_app() -> FastAPI:
     settings = Settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
     configure_tracing(settings.otel_exporter, service_name=settings.otel_service_name)
-    app = build_app(build_gateway(settings))
+    gateway = build_gateway(settings)
+    gateway.closers.insert(0, shutdown_tracing)  # closed last: flushes the spans of the rest
+    app = build_app(gateway)
     # Everything built so far lives as long as the process: keep it out of the collector's
     # full passes, whose pauses would otherwise show up as request latency.
     gc.freeze()
