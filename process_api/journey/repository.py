@@ -13,32 +13,46 @@ from gateway_infra.tables import outbox
 from process_api.journey.models import JourneyStep, OrderJourney
 from process_api.tables import order_history, orders, returns
 
+_ORDER_KEYS = ("order_id", "order_reference", "reference")
+"""Keys of event data that name an order: the process layer's own events say order_id; the ERP's
+and WMS's documents carry the order as their reference (an invoice's as `<order>/invoice/<n>`)."""
+
 
 def order_of_event(
     conn: Connection, subject: str, data: Mapping[str, JsonValue]
 ) -> tuple[str, str | None] | None:
-    """The order an event concerns (by subject order/<id> or return/<id>, else data's order_id)
-    and that order's origin correlation id; None when it concerns no recorded order."""
-    order_id: Any = None
+    """The order an event concerns and that order's origin correlation id; None when it
+    concerns no recorded order. Looked for by subject (order/<id>, return/<id>), then by the
+    data's order_id, order_reference and reference, the first that names a recorded order."""
+    candidates: list[str] = []
     kind, _, key = subject.partition("/")
     if kind == "order" and key:
-        order_id = key
+        candidates.append(key)
     elif kind == "return" and key:
-        order_id = conn.execute(
+        of_return = conn.execute(
             select(returns.c.order_id).where(returns.c.return_id == key)
         ).scalar_one_or_none()
-    if order_id is None:
-        order_id = data.get("order_id")
-    if not isinstance(order_id, str) or not order_id:
+        if of_return is not None:
+            candidates.append(of_return)
+    for name in _ORDER_KEYS:
+        value = data.get(name)
+        if isinstance(value, str) and value:
+            candidates.append(value.split("/", 1)[0])
+    candidates = [c for c in dict.fromkeys(candidates) if len(c) <= 40]
+    if not candidates:
         return None
-    row = conn.execute(
-        select(orders.c.order_id, orders.c.origin_correlation_id).where(
-            orders.c.order_id == order_id
+    found = {
+        row.order_id: row.origin_correlation_id
+        for row in conn.execute(
+            select(orders.c.order_id, orders.c.origin_correlation_id).where(
+                orders.c.order_id.in_(candidates)
+            )
         )
-    ).first()
-    if row is None:
-        return None
-    return row.order_id, row.origin_correlation_id
+    }
+    for candidate in candidates:
+        if candidate in found:
+            return candidate, found[candidate]
+    return None
 
 
 def load_journey(conn: Connection, order_id: str) -> OrderJourney | None:

@@ -155,9 +155,15 @@ async def test_one_orders_origin_correlation_id_is_in_its_logs_events_and_webhoo
     assert body["origin_correlation_id"] == origin
     assert body["correlation_ids"] == [origin, release_id, shipment_id]
     events = [s for s in body["steps"] if s["kind"] == "event"]
-    assert {"order.received", "order.accepted", "order.released", "shipment.recorded"} <= {
-        e["type"] for e in events
-    }
+    assert {
+        "order.received",
+        "order.accepted",
+        "erp.sales_order.created",
+        "order.released",
+        "wms.fulfilment.released",
+        "shipment.recorded",
+        "order.shipped",
+    } <= {e["type"] for e in events}
     assert {e["origin_correlation_id"] for e in events} == {origin}
     statuses = [s["to_status"] for s in body["steps"] if s["kind"] == "status_change"]
     assert statuses[0] == "received" and statuses[-1] == "shipped"
