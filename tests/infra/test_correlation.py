@@ -7,6 +7,8 @@ import json
 from datetime import timedelta
 
 import httpx
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from gateway_infra.clock import ManualClock
 from gateway_infra.correlation import (
@@ -17,7 +19,7 @@ from gateway_infra.correlation import (
     trace_context_var,
 )
 from gateway_infra.resilience import CircuitBreaker
-from gateway_infra.tracing import span
+from gateway_infra.tracing import configure_tracing, shutdown_tracing, span
 from system_api.backends.tryton.rpc import TrytonClient, TrytonConnection
 from system_api.http_transport import SystemApiTransport
 
@@ -110,6 +112,8 @@ async def test_tryton_json_rpc_calls_carry_the_correlation_id_and_the_trace(
         CircuitBreaker("tryton", clock, reset_after=timedelta(seconds=30)),
         http=http,
     )
+    exporter = InMemorySpanExporter()
+    configure_tracing(None, span_exporter=exporter)
     token = correlation_id_var.set("req-tryton")
     trace_token = trace_context_var.set(TraceContext(TRACE_ID, SPAN_ID))
     try:
@@ -117,6 +121,7 @@ async def test_tryton_json_rpc_calls_carry_the_correlation_id_and_the_trace(
     finally:
         trace_context_var.reset(trace_token)
         correlation_id_var.reset(token)
+        shutdown_tracing()
         await http.aclose()
 
     assert [method for method, _ in seen] == [
@@ -124,9 +129,19 @@ async def test_tryton_json_rpc_calls_carry_the_correlation_id_and_the_trace(
         "model.res.user.get_preferences",
         "model.product.product.search",
     ]
+    spans = {format(s.context.span_id, "016x"): s for s in exporter.get_finished_spans()}
+    assert [s.name for s in spans.values()] == [
+        "tryton common.db.login",
+        "tryton model.res.user.get_preferences",
+        "tryton model.product.product.search",
+    ]
     for _, headers in seen:
         assert headers["x-correlation-id"] == "req-tryton"
-        assert headers["traceparent"].split("-")[1] == TRACE_ID
+        sent = parse_traceparent(headers["traceparent"])
+        assert sent is not None and sent.trace_id == TRACE_ID
+        call = spans[sent.span_id]  # the callee's parent is the call's own client span
+        assert call.kind is SpanKind.CLIENT
+        assert call.parent is not None and format(call.parent.span_id, "016x") == SPAN_ID
 
 
 def test_outbound_headers_are_empty_outside_any_work() -> None:
