@@ -835,7 +835,7 @@ def cmd_purge_personal_data(args: argparse.Namespace, settings: Settings) -> int
         args,
         report.as_json(),
         f"{verb} personal data of {report.orders} orders closed before "
-        f"{report.cutoff.isoformat()} ({report.events} events)",
+        f"{report.cutoff.isoformat()} ({report.events} events, {report.texts} texts masked)",
     )
     return 0
 

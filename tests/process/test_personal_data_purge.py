@@ -91,7 +91,9 @@ async def events_of(gateway: Gateway, order_id: str) -> list[dict[str, Any]]:
 async def orders_in_place(gateway: Gateway, client: httpx.AsyncClient) -> dict[str, str]:
     seed_products(gateway)
     cancelled = await submit(client, "PD-CANCELLED")
-    await gateway.orders.cancel(cancelled, actor="test", reason="buyer changed their mind")
+    await gateway.orders.cancel(
+        cancelled, actor="test", reason="buyer called from +49 221 7654321: changed their mind"
+    )
     rejected = await submit(client, "PD-REJECTED", line("1", "NO-SUCH-SKU"))
     open_order = await submit(client, "PD-OPEN")
     await copy_into_an_event(gateway, cancelled)
@@ -113,21 +115,28 @@ async def test_closed_orders_lose_personal_data_after_the_retention_period(
     done = await purge.run()
     again = await purge.run()
 
-    assert (too_early.orders, too_early.events) == (0, 0)
-    assert (planned.orders, planned.events) == (2, 1)
+    assert (too_early.orders, too_early.events, too_early.texts) == (0, 0, 0)
+    # Events: the copy of the buyer, and the phone number in the cancellation event's reason.
+    assert (planned.orders, planned.events, planned.texts) == (2, 2, 1)
     assert untouched["customer"]["email"] == EMAIL
-    assert (done.orders, done.events) == (2, 1)
-    assert (again.orders, again.events) == (0, 0)
+    assert (done.orders, done.events, done.texts) == (2, 2, 1)
+    assert (again.orders, again.events, again.texts) == (0, 0, 0)
     for closed in (orders["cancelled"], orders["rejected"]):
         order = await read(gateway, closed)
         assert order["customer"] is None and order["shipping_address"] is None
         assert order["lines"] and order["history"]  # everything else stays
+    reasons = [h["reason"] for h in (await read(gateway, orders["cancelled"]))["history"]]
+    assert "buyer called from [redacted]: changed their mind" in reasons
     kept = await read(gateway, orders["open"])
     assert kept["customer"]["email"] == EMAIL
     note = next(
         e for e in await events_of(gateway, orders["cancelled"]) if e["type"] == "order.note_added"
     )
     assert note["data"] == {"order_id": orders["cancelled"], "customer": None, "note": "gift wrap"}
+    cancellation = next(
+        e for e in await events_of(gateway, orders["cancelled"]) if e["type"] == "order.cancelled"
+    )
+    assert cancellation["data"]["reason"] == "buyer called from [redacted]: changed their mind"
     assert EMAIL not in json.dumps(await events_of(gateway, orders["cancelled"]))
 
 
@@ -181,6 +190,7 @@ async def test_the_purge_command_reports_counts_and_can_only_count(
         "cutoff": None,
         "orders": 1,
         "events": 0,
+        "texts": 0,
     }
     assert json.loads(purged)["orders"] == 1
     assert again.startswith("purged personal data of 0 orders closed before")
