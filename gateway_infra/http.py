@@ -78,8 +78,9 @@ class CorrelationMiddleware:
         caller_token = trace_context_var.set(parse_traceparent(traceparent))
         method = scope.get("method", "")
         try:
+            # Named by the method until the route is known (no raw paths in span names).
             with span(
-                f"{method} {scope.get('path', '')}",
+                method or "HTTP",
                 kind="server",
                 attributes={"http.request.method": method, "url.path": scope.get("path", "")},
             ) as request_span:

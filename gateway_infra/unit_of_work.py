@@ -39,22 +39,6 @@ class UnitOfWork:
     order_of: OrderOfEvent | None = None
     event_orders: dict[str, str] = field(default_factory=dict)
     """The order each emitted event concerns, by event id (for the outbox's order_id)."""
-    _found_orders: dict[tuple[str, str], tuple[str, str | None]] = field(
-        default_factory=dict, init=False, repr=False
-    )
-
-    def _order_of(
-        self, subject: str, data: Mapping[str, JsonValue]
-    ) -> tuple[str, str | None] | None:
-        if self.order_of is None:
-            return None
-        key = (subject, str(data.get("order_id")))
-        found = self._found_orders.get(key)
-        if found is None:
-            found = self.order_of(self.conn, subject, data)
-            if found is not None:  # an order found stays found within the transaction
-                self._found_orders[key] = found
-        return found
 
     def emit(
         self,
@@ -71,7 +55,7 @@ class UnitOfWork:
 
         Its correlation id is the request's (or the continued work's); when it concerns an order,
         it also records the correlation id of the request that created that order."""
-        found = self._order_of(subject, data)
+        found = self.order_of(self.conn, subject, data) if self.order_of is not None else None
         event = EventEnvelope(
             type=type,
             version=version,
