@@ -51,6 +51,7 @@ from gateway_infra.scheduler import Recurring, Scheduler
 from gateway_infra.settings import Settings, settings_reference
 from gateway_infra.tables import metadata as infra_metadata
 from gateway_infra.throttle import Throttle
+from gateway_infra.tracing import configure_tracing, shutdown_tracing
 from gateway_infra.unit_of_work import Store, UnitOfWork
 from partner_api.app import MIGRATION_NOTE, create_partner_app
 from partner_api.edge import EdgeServices
@@ -80,6 +81,7 @@ from process_api.exceptions.in_force import record_policies_in_force
 from process_api.exceptions.service import ExceptionQueue
 from process_api.fulfilment.service import FulfilmentService
 from process_api.inventory.service import InventoryService
+from process_api.journey.repository import order_of_event
 from process_api.marketplaces import MarketplaceAdapter
 from process_api.marketplaces.amazon import (
     LwaCredentials,
@@ -87,6 +89,7 @@ from process_api.marketplaces.amazon import (
     load_amazon_profile,
 )
 from process_api.order_to_cash.service import OrderService
+from process_api.personal_data import PersonalDataPurge
 from process_api.pricing.service import PricingService
 from process_api.returns.service import ReturnsService
 from process_api.tables import metadata as process_metadata
@@ -154,6 +157,8 @@ class Gateway:
     closers: list[Callable[[], Any]] = field(default_factory=list)
     marketplaces: list[MarketplaceAdapter] = field(default_factory=list)
     marketplace_jobs: list[Recurring] = field(default_factory=list)
+    personal_data: PersonalDataPurge | None = None
+    personal_data_purge: Recurring | None = None
 
     @property
     def issuer(self) -> str:
@@ -181,6 +186,8 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         pool_size=settings.db_pool_size,
     )
     store = Store(database, clock)
+    # Events about an order record the order and its origin correlation id (its journey).
+    store.order_of = order_of_event
     # Validated here, so a mistake in the configured profiles stops the gateway at start-up.
     channel_profiles_config = tuple(
         load_profiles_config(settings.channel_profiles, known_tiers=settings.throttle_tiers)
@@ -288,6 +295,9 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         timedelta(seconds=settings.exception_escalation_seconds)
     )
     escalation.register(scheduler)
+    personal_data = PersonalDataPurge(store, settings.personal_data_retention)
+    personal_data_purge = personal_data.job(timedelta(seconds=settings.personal_data_purge_seconds))
+    personal_data_purge.register(scheduler)
     channels.on_change(inventory.republish_channel)
     # Partners receive the event types of the partner layer's feed, through webhooks too; an
     # endpoint disabled for failing too long opens an exception in the same transaction.
@@ -337,6 +347,8 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         closers=closers,
         marketplaces=marketplaces,
         marketplace_jobs=marketplace_jobs,
+        personal_data=personal_data,
+        personal_data_purge=personal_data_purge,
     )
 
 
@@ -411,6 +423,8 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
         await gateway.exception_escalation.ensure_scheduled()
         for job in gateway.marketplace_jobs:
             await job.ensure_scheduled()
+        if gateway.personal_data_purge is not None:
+            await gateway.personal_data_purge.ensure_scheduled()
         # Creates the configured profiles whose channel has none (never overwrites one), then
         # loads every profile into the cache; an invalid stored profile is logged, not fatal.
         await gateway.channels.seed(gateway.channel_profiles_config, actor="config")
@@ -577,7 +591,10 @@ def create_app() -> FastAPI:
     """ASGI factory for uvicorn (`gateway:create_app`), configured from the environment."""
     settings = Settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    app = build_app(build_gateway(settings))
+    configure_tracing(settings.otel_exporter, service_name=settings.otel_service_name)
+    gateway = build_gateway(settings)
+    gateway.closers.insert(0, shutdown_tracing)  # closed last: flushes the spans of the rest
+    app = build_app(gateway)
     # Everything built so far lives as long as the process: keep it out of the collector's
     # full passes, whose pauses would otherwise show up as request latency.
     gc.freeze()
@@ -926,6 +943,24 @@ def cmd_delivery(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_purge_personal_data(args: argparse.Namespace, settings: Settings) -> int:
+    """Remove buyers' personal data from orders closed longer than the retention period."""
+    gateway = build_gateway(settings)
+    try:
+        assert gateway.personal_data is not None
+        report = gateway.personal_data.run_sync(dry_run=args.dry_run)
+    finally:
+        gateway.database.dispose()
+    verb = "would purge" if report.dry_run else "purged"
+    _emit(
+        args,
+        report.as_json(),
+        f"{verb} personal data of {report.orders} orders closed before "
+        f"{report.cutoff.isoformat()} ({report.events} events, {report.texts} texts masked)",
+    )
+    return 0
+
+
 OPENAPI_DOCUMENTS = {
     "system": "/system",
     "process": "/process",
@@ -1065,6 +1100,14 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print the settings as JSON")
     show.add_argument("--markdown", action="store_true", help="print the settings reference")
     show.set_defaults(handler=cmd_settings)
+
+    purge = commands.add_parser(
+        "purge-personal-data",
+        help="remove buyers' personal data from orders closed longer than the retention period",
+    )
+    purge.add_argument("--dry-run", action="store_true", help="count, change nothing")
+    purge.add_argument("--json", action="store_true", help="print the result as JSON")
+    purge.set_defaults(handler=cmd_purge_personal_data)
 
     delivery_cli.add_commands(commands, cmd_delivery)
     contracts_cli.add_commands(commands, cmd_contracts)

@@ -28,6 +28,14 @@ class EventEnvelope(ContractModel):
     causation_id: str | None = Field(
         default=None, max_length=128, description="Id of the message that directly caused this."
     )
+    origin_correlation_id: str | None = Field(
+        default=None,
+        max_length=128,
+        description=(
+            "For an event about an order: the correlation id of the request that created the "
+            "order, shared by every event of the order's journey."
+        ),
+    )
     source: str = Field(
         min_length=1, max_length=64, description="Emitting component, e.g. process_api."
     )

@@ -14,7 +14,14 @@ from collections.abc import Iterable
 from fastapi import FastAPI, HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway_infra.correlation import CORRELATION_HEADER, accept_correlation_id, correlation_id_var
+from gateway_infra.correlation import (
+    CORRELATION_HEADER,
+    TRACEPARENT_HEADER,
+    accept_correlation_id,
+    correlation_id_var,
+    parse_traceparent,
+    trace_context_var,
+)
 from gateway_infra.problems import (
     INTERNAL_ERROR,
     PAYLOAD_TOO_LARGE,
@@ -25,10 +32,12 @@ from gateway_infra.problems import (
     problem_body,
 )
 from gateway_infra.problems import install_problem_handlers as _install_problem_handlers
+from gateway_infra.tracing import ActiveSpan, span
 
 _CORRELATION_MARK = "gateway.correlation_id"
 log = logging.getLogger("gateway.http")
 _HEADER_BYTES = CORRELATION_HEADER.lower().encode()
+_TRACEPARENT_BYTES = TRACEPARENT_HEADER.encode()
 
 
 async def send_problem(send: Send, problem: ProblemType, detail: str | None = None) -> None:
@@ -45,7 +54,8 @@ async def send_problem(send: Send, problem: ProblemType, detail: str | None = No
 
 
 class CorrelationMiddleware:
-    """Accepts or creates X-Correlation-ID, exposes it to the work and echoes it on the response."""
+    """Accepts or creates X-Correlation-ID and the W3C trace context (`traceparent`), exposes them
+    to the work and echoes them on the response; the request is one (server) span of the trace."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -55,23 +65,57 @@ class CorrelationMiddleware:
             await self.app(scope, receive, send)
             return
         supplied = None
+        traceparent = None
         for name, value in scope.get("headers", ()):
-            if name == _HEADER_BYTES:
+            if name == _HEADER_BYTES and supplied is None:
                 supplied = value.decode("latin-1")
-                break
+            elif name == _TRACEPARENT_BYTES and traceparent is None:
+                traceparent = value.decode("latin-1")
         correlation_id = accept_correlation_id(supplied)
         scope[_CORRELATION_MARK] = correlation_id
         token = correlation_id_var.set(correlation_id)
+        # An invalid or missing traceparent starts a new trace, as the recommendation says.
+        caller_token = trace_context_var.set(parse_traceparent(traceparent))
+        method = scope.get("method", "")
+        try:
+            # Named by the method until the route is known (no raw paths in span names).
+            with span(
+                method or "HTTP",
+                kind="server",
+                attributes={"http.request.method": method, "url.path": scope.get("path", "")},
+            ) as request_span:
+                await self._answer(scope, receive, send, correlation_id, request_span)
+        finally:
+            trace_context_var.reset(caller_token)
+            correlation_id_var.reset(token)
 
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        correlation_id: str,
+        request_span: ActiveSpan,
+    ) -> None:
         started = False
+        traceparent = request_span.context.traceparent.encode()
 
         async def send_with_header(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = [h for h in message.get("headers", ()) if h[0].lower() != _HEADER_BYTES]
+                headers = [
+                    h
+                    for h in message.get("headers", ())
+                    if h[0].lower() not in (_HEADER_BYTES, _TRACEPARENT_BYTES)
+                ]
                 headers.append((_HEADER_BYTES, correlation_id.encode()))
+                headers.append((_TRACEPARENT_BYTES, traceparent))
                 message["headers"] = headers
+                status = int(message["status"])
+                request_span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    request_span.fail(f"HTTP {status}")
             await send(message)
 
         try:
@@ -82,8 +126,12 @@ class CorrelationMiddleware:
             if not started:
                 log.exception("unhandled error", extra={"path": scope.get("path")})
                 await send_problem(send_with_header, INTERNAL_ERROR)
-        finally:
-            correlation_id_var.reset(token)
+        route = scope.get("route")
+        route_path = getattr(route, "path_format", None) or getattr(route, "path", None)
+        if isinstance(route_path, str):
+            request_span.rename(
+                f"{scope.get('method', '')} {scope.get('root_path', '')}{route_path}"
+            )
 
 
 class _BodyTooLarge(HTTPException):

@@ -20,9 +20,14 @@ from typing import Any
 from pydantic import JsonValue
 from sqlalchemy import Connection, and_, delete, or_, select, update
 
-from gateway_infra.correlation import correlation_id_var, new_correlation_id
+from gateway_infra.correlation import (
+    correlation_id_var,
+    current_correlation_id,
+    new_correlation_id,
+)
 from gateway_infra.database import dialect_insert
 from gateway_infra.tables import timers
+from gateway_infra.tracing import span
 from gateway_infra.unit_of_work import Store, UnitOfWork
 
 log = logging.getLogger("gateway.scheduler")
@@ -60,6 +65,8 @@ class DueTimer:
     payload: Mapping[str, Any]
     attempts: int
     generation: int
+    correlation_id: str | None = None
+    """The correlation id of the work that scheduled the timer; its run continues that work."""
 
 
 TimerHandler = Callable[[DueTimer], Awaitable[None]]
@@ -75,12 +82,15 @@ def schedule(
     now: datetime,
     payload: Mapping[str, JsonValue] | None = None,
 ) -> None:
-    """Create the timer (kind, key), or move it to due_at if it exists; inside the caller's work."""
+    """Create the timer (kind, key), or move it to due_at if it exists; inside the caller's work.
+
+    The timer keeps the correlation id of that work: its run carries it on."""
     values = {
         "kind": kind,
         "key": key,
         "due_at": due_at,
         "payload": dict(payload or {}),
+        "correlation_id": current_correlation_id(),
         "state": PENDING,
         "generation": 0,
         "attempts": 0,
@@ -95,6 +105,7 @@ def schedule(
         set_={
             "due_at": upsert.excluded.due_at,
             "payload": upsert.excluded.payload,
+            "correlation_id": upsert.excluded.correlation_id,
             "state": PENDING,
             "generation": timers.c.generation + 1,
             "attempts": 0,
@@ -123,6 +134,7 @@ def ensure_scheduled(
         "key": key,
         "due_at": due_at,
         "payload": dict(payload or {}),
+        "correlation_id": current_correlation_id(),
         "state": PENDING,
         "created_at": now,
     }
@@ -216,6 +228,7 @@ class Scheduler:
                 timers.c.payload,
                 timers.c.attempts,
                 timers.c.generation,
+                timers.c.correlation_id,
             )
         ).all()
         claimed = [
@@ -227,6 +240,7 @@ class Scheduler:
                 payload=r.payload,
                 attempts=r.attempts,
                 generation=r.generation,
+                correlation_id=r.correlation_id,
             )
             for r in rows
         ]
@@ -258,9 +272,10 @@ class Scheduler:
 
     async def _run_one(self, timer: DueTimer) -> None:
         handler, retry, on_give_up = self._handlers[timer.kind]
-        token = correlation_id_var.set(new_correlation_id())
+        token = correlation_id_var.set(timer.correlation_id or new_correlation_id())
         try:
-            await handler(timer)
+            with span(f"timer {timer.kind}", attributes={"gateway.timer.key": timer.key}):
+                await handler(timer)
         except Exception as exc:  # noqa: BLE001 - a failing handler is retried, never fatal
             error = f"{type(exc).__name__}: {exc}"
             log.warning(
@@ -349,9 +364,16 @@ class Recurring:
         await self.store.write(ensure)
 
     async def _run(self, _timer: DueTimer) -> None:
-        await self.job()
+        # Each round is work of its own, not a continuation of the round before.
+        token = correlation_id_var.set(new_correlation_id())
+        try:
+            await self.job()
 
-        def next_round(uow: UnitOfWork) -> None:
-            schedule(uow.conn, kind=self.kind, key="all", due_at=uow.now + self.every, now=uow.now)
+            def next_round(uow: UnitOfWork) -> None:
+                schedule(
+                    uow.conn, kind=self.kind, key="all", due_at=uow.now + self.every, now=uow.now
+                )
 
-        await self.store.write(next_round)
+            await self.store.write(next_round)
+        finally:
+            correlation_id_var.reset(token)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
@@ -365,6 +365,31 @@ class Settings(BaseSettings):
         description=(
             "Sign-in attempts to the ops console allowed per username and per client address."
         ),
+    )
+
+    personal_data_retention: timedelta = Field(
+        default=timedelta(days=90),
+        ge=timedelta(days=1),
+        description=(
+            "How long buyers' personal data (names, addresses, phones, e-mails) is kept after an "
+            "order closed (settled, cancelled or rejected); then `purge-personal-data` (and the "
+            "scheduler) removes it. ISO 8601 duration (P90D) or seconds."
+        ),
+    )
+    personal_data_purge_seconds: int = Field(
+        default=86400,
+        ge=60,
+        description="Interval at which the scheduler purges personal data past its retention.",
+    )
+    otel_exporter: Literal["otlp", "console"] | None = Field(
+        default=None,
+        description=(
+            "OpenTelemetry span exporter (needs the `tracing` extra); unset: no spans recorded. "
+            "otlp reads the standard OTEL_EXPORTER_OTLP_* variables (endpoint, headers)."
+        ),
+    )
+    otel_service_name: str = Field(
+        default="retail-sync-gateway", min_length=1, description="service.name of the spans."
     )
 
     @model_validator(mode="after")

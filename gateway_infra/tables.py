@@ -49,12 +49,17 @@ outbox = Table(
     Column("channel", String(64), nullable=True),
     Column("correlation_id", String(128), nullable=True),
     Column("causation_id", String(128), nullable=True),
+    # The order the event concerns and the correlation id of the request that created it, so
+    # one order's journey is found across requests (see process_api.journey).
+    Column("order_id", String(40), nullable=True),
+    Column("origin_correlation_id", String(128), nullable=True),
     Column("occurred_at", UtcDateTime(), nullable=False),
     Column("envelope", JSON, nullable=False),
     # Commit order: assigned after commit by the one sequencer (see gateway_infra.outbox), so a
     # reader that pages by position never skips an event committed late with a lower id.
     Column("position", BigInteger, nullable=True),
     Index("ix_infra_outbox_channel_id", "channel", "id"),
+    Index("ix_infra_outbox_order_id", "order_id", "id"),
     Index("ix_infra_outbox_position", "position", unique=True),
     Index("ix_infra_outbox_channel_position", "channel", "position"),
     Index(
@@ -73,6 +78,8 @@ timers = Table(
     Column("key", String(200), nullable=False),
     Column("due_at", UtcDateTime(), nullable=False),
     Column("payload", JSON, nullable=False),
+    # The correlation id of the work that scheduled it: the timer's run carries it on.
+    Column("correlation_id", String(128), nullable=True),
     Column("state", String(16), nullable=False, server_default="pending"),
     Column("generation", Integer, nullable=False, server_default="0"),
     Column("attempts", Integer, nullable=False, server_default="0"),

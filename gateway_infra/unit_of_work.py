@@ -23,6 +23,10 @@ from gateway_infra.tables import outbox
 
 T = TypeVar("T")
 
+OrderOfEvent = Callable[[Connection, str, Mapping[str, JsonValue]], tuple[str, str | None] | None]
+"""Finds the order an event (subject, data) concerns: (order id, the order's origin correlation
+id), or None. The process layer knows orders; the composition root installs its finder."""
+
 
 @dataclass
 class UnitOfWork:
@@ -32,6 +36,9 @@ class UnitOfWork:
     now: datetime
     correlation_id: str | None
     events: list[EventEnvelope] = field(default_factory=list)
+    order_of: OrderOfEvent | None = None
+    event_orders: dict[str, str] = field(default_factory=dict)
+    """The order each emitted event concerns, by event id (for the outbox's order_id)."""
 
     def emit(
         self,
@@ -44,23 +51,34 @@ class UnitOfWork:
         causation_id: str | None = None,
         version: int = 1,
     ) -> EventEnvelope:
-        """Record an event to be written to the outbox with this transaction."""
+        """Record an event to be written to the outbox with this transaction.
+
+        Its correlation id is the request's (or the continued work's); when it concerns an order,
+        it also records the correlation id of the request that created that order."""
+        found = self.order_of(self.conn, subject, data) if self.order_of is not None else None
         event = EventEnvelope(
             type=type,
             version=version,
             occurred_at=self.now,
             correlation_id=self.correlation_id,
             causation_id=causation_id or self.correlation_id,
+            origin_correlation_id=found[1] if found else None,
             source=source,
             subject=subject,
             channel=channel,
             data=dict(data),
         )
         self.events.append(event)
+        if found is not None:
+            self.event_orders[str(event.id)] = found[0]
         return event
 
 
-def write_outbox(conn: Connection, events: list[EventEnvelope]) -> None:
+def write_outbox(
+    conn: Connection, events: list[EventEnvelope], orders: Mapping[str, str] | None = None
+) -> None:
+    """Insert the events; orders names the order of those that concern one, by event id."""
+    orders = orders or {}
     if not events:
         return
     conn.execute(
@@ -75,6 +93,8 @@ def write_outbox(conn: Connection, events: list[EventEnvelope]) -> None:
                 "channel": event.channel,
                 "correlation_id": event.correlation_id,
                 "causation_id": event.causation_id,
+                "order_id": orders.get(str(event.id)),
+                "origin_correlation_id": event.origin_correlation_id,
                 "occurred_at": event.occurred_at,
                 "envelope": event.model_dump(mode="json"),
             }
@@ -89,12 +109,18 @@ class Store:
     def __init__(self, database: Database, clock: Clock) -> None:
         self.database = database
         self.clock = clock
+        self.order_of: OrderOfEvent | None = None
 
     def _run_unit(self, fn: Callable[[UnitOfWork], T], correlation_id: str | None) -> T:
         def in_transaction(conn: Connection) -> T:
-            uow = UnitOfWork(conn=conn, now=self.clock.now(), correlation_id=correlation_id)
+            uow = UnitOfWork(
+                conn=conn,
+                now=self.clock.now(),
+                correlation_id=correlation_id,
+                order_of=self.order_of,
+            )
             result = fn(uow)
-            write_outbox(conn, uow.events)
+            write_outbox(conn, uow.events, uow.event_orders)
             return result
 
         return self.database.run_write(in_transaction)

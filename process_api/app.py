@@ -20,6 +20,7 @@ from process_api.fulfilment.routes import router as fulfilment_router
 from process_api.fulfilment.service import FulfilmentService
 from process_api.inventory.routes import router as inventory_router
 from process_api.inventory.service import InventoryService
+from process_api.journey.routes import router as journey_router
 from process_api.order_to_cash.routes import router as orders_router
 from process_api.order_to_cash.service import OrderService
 from process_api.pricing.routes import router as pricing_router
@@ -67,6 +68,7 @@ def create_process_app(
         timeout_seconds=settings.request_timeout_seconds,
     )
     app.include_router(orders_router)
+    app.include_router(journey_router)
     app.include_router(channels_router)
     app.include_router(inventory_router)
     app.include_router(exceptions_router)

@@ -40,8 +40,11 @@ orders = Table(
     Column("pending_expires_at", UtcDateTime(), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    # When the buyer's personal data was removed, the retention after closing having passed.
+    Column("personal_data_purged_at", UtcDateTime(), nullable=True),
     UniqueConstraint("channel", "channel_order_id", name="uq_proc_orders_channel_order"),
     Index("ix_proc_orders_channel_updated_at", "channel", "updated_at"),
+    Index("ix_proc_orders_status_updated_at", "status", "updated_at"),
 )
 
 order_lines = Table(

@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 
 from gateway_infra.auth.client_token import ClientCredentials, ClientCredentialsToken
-from gateway_infra.correlation import CORRELATION_HEADER, current_correlation_id
+from gateway_infra.correlation import outbound_headers
 from gateway_infra.resilience import CircuitBreaker, CircuitOpen
+from gateway_infra.tracing import span
 from system_api.errors import BackendUnavailable
 
 BACKEND = "system API"
@@ -47,10 +48,7 @@ class SystemApiTransport:
         await self._client.aclose()
 
     async def _headers(self) -> dict[str, str]:
-        headers = {}
-        correlation_id = current_correlation_id()
-        if correlation_id:
-            headers[CORRELATION_HEADER] = correlation_id
+        headers = outbound_headers()
         if self._token is not None:
             headers["Authorization"] = f"Bearer {await self._token.bearer()}"
         return headers
@@ -77,9 +75,10 @@ class SystemApiTransport:
                 except CircuitOpen as exc:
                     raise BackendUnavailable(BACKEND, str(exc)) from exc
             try:
-                response = await self._client.request(
-                    method, url, json=json, params=params, headers=await self._headers()
-                )
+                with span(f"system API {method}", kind="client", attributes={"url.path": url}):
+                    response = await self._client.request(
+                        method, url, json=json, params=params, headers=await self._headers()
+                    )
             except httpx.HTTPError as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
                 self._failed()

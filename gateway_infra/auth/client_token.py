@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from gateway_infra.correlation import outbound_headers
+
 
 @dataclass(frozen=True)
 class ClientCredentials:
@@ -45,6 +47,8 @@ class ClientCredentialsToken:
                     self._token_url,
                     data={"grant_type": "client_credentials", "scope": self._scope},
                     auth=self._auth,
+                    # Fetched for a call in progress: part of its correlation and trace.
+                    headers=outbound_headers(),
                 )
                 response.raise_for_status()
                 body = response.json()

@@ -78,6 +78,28 @@ def delivery_rows(
     return rows
 
 
+def _log_created(events: Sequence[SequencedEvent], rows: Sequence[dict[str, Any]]) -> None:
+    """One line per event that got deliveries, under the correlation of the request that caused
+    the event: a batch mixes the work of many requests."""
+    made: dict[str, int] = {}
+    for row in rows:
+        made[row["event_id"]] = made.get(row["event_id"], 0) + 1
+    for sequenced in events:
+        event = sequenced.event
+        count = made.get(str(event.id))
+        if count:
+            log.info(
+                "webhook deliveries created",
+                extra={
+                    "correlation_id": event.correlation_id,
+                    "origin_correlation_id": event.origin_correlation_id,
+                    "event_id": str(event.id),
+                    "event_type": event.type,
+                    "deliveries": count,
+                },
+            )
+
+
 class Relay:
     """Moves the webhook cursor over sequenced events, creating their deliveries."""
 
@@ -128,6 +150,7 @@ class Relay:
                 ),
                 rows,
             )
+            _log_created(events, rows)
         uow.conn.execute(
             update(relay_cursors)
             .where(relay_cursors.c.name == CURSOR_NAME)

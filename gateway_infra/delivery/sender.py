@@ -30,7 +30,7 @@ import httpx
 from sqlalchemy import Connection, func, insert, or_, select, update
 
 from gateway_infra.auth.secret_box import SecretBox
-from gateway_infra.correlation import correlation_id_var, new_correlation_id
+from gateway_infra.correlation import correlation_id_var, new_correlation_id, outbound_headers
 from gateway_infra.database import for_update
 from gateway_infra.delivery.models import (
     AttemptOutcome,
@@ -44,6 +44,7 @@ from gateway_infra.delivery.signing import signature_headers
 from gateway_infra.delivery.subscriptions import SOURCE, signing_secrets
 from gateway_infra.delivery.tables import attempts, deliveries, subscriptions
 from gateway_infra.tables import outbox
+from gateway_infra.tracing import span
 from gateway_infra.unit_of_work import Store, UnitOfWork
 
 log = logging.getLogger("gateway.delivery.sender")
@@ -69,6 +70,8 @@ class Claimed:
     body: bytes | None
     correlation_id: str | None
     secrets: list[str]
+    origin_correlation_id: str | None = None
+    event_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,8 @@ class Sender:
                 s.c.previous_secret_expires_at,
                 outbox.c.envelope,
                 outbox.c.correlation_id,
+                outbox.c.origin_correlation_id,
+                outbox.c.type,
             )
             .select_from(
                 d.join(s, s.c.subscription_id == d.c.subscription_id).outerjoin(
@@ -219,6 +224,8 @@ class Sender:
                 lease_token=token,
                 body=None if row.envelope is None else envelope_body(row.envelope),
                 correlation_id=row.correlation_id,
+                origin_correlation_id=row.origin_correlation_id,
+                event_type=row.type,
                 secrets=signing_secrets(self.box, row, now),
             )
             for row in rows
@@ -274,8 +281,8 @@ class Sender:
                 secrets_in_use=claimed.secrets,
             ),
         }
-        if claimed.correlation_id:
-            headers["x-correlation-id"] = claimed.correlation_id
+        # The correlation id of the request that caused the event, and this attempt's span.
+        headers.update(outbound_headers())
         status: int | None = None
         read = 0
         error: str | None = None
@@ -441,7 +448,13 @@ class Sender:
         and the delivery is attempted again)."""
         token = correlation_id_var.set(claimed.correlation_id or new_correlation_id())
         try:
-            result = await self.attempt(claimed)
+            with span(
+                "webhook delivery",
+                kind="client",
+                attributes={"gateway.delivery_id": claimed.delivery_id},
+            ) as attempt_span:
+                result = await self.attempt(claimed)
+                attempt_span.set_attribute("gateway.outcome", result.outcome.value)
             if result.outcome is not AttemptOutcome.SUCCEEDED:
                 log.info(
                     "webhook attempt failed",
@@ -450,6 +463,19 @@ class Sender:
                         "subscription_id": claimed.subscription_id,
                         "attempt": claimed.attempt,
                         "error": result.error,
+                    },
+                )
+            else:
+                log.info(
+                    "webhook delivered",
+                    extra={
+                        "delivery_id": claimed.delivery_id,
+                        "subscription_id": claimed.subscription_id,
+                        "event_id": claimed.event_id,
+                        "event_type": claimed.event_type,
+                        "origin_correlation_id": claimed.origin_correlation_id,
+                        "attempt": claimed.attempt,
+                        "status_code": result.status_code,
                     },
                 )
             await self.store.write(lambda uow: self.record(uow, claimed, result))

@@ -150,6 +150,17 @@ class OrderService:
             # Still waiting for the ERP (its first answer was lost, say): try again now rather
             # than at the next timer; validation is idempotent by the order id.
             return Submitted(await self.validate(order_id), created=False)
+        # The first line of the order's journey in the logs; its correlation id is the order's
+        # origin correlation id (buyer details are redacted by the log handler).
+        log.info(
+            "order received",
+            extra={
+                "order_id": order_id,
+                "channel": submission.channel,
+                "channel_order_id": submission.channel_order_id,
+                "actor": actor,
+            },
+        )
         await self._publish(submission.lines)
         order = await self.validate(order_id)
         return Submitted(order, created=intake is Intake.CREATED)

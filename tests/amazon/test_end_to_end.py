@@ -150,6 +150,7 @@ async def test_orders_shipments_availability_and_promotions_round_trip_through_a
                 ],
             )
         ],
+        actor="test",
     )
     await gateway.pricing.publish(book.book_id, 1, actor="test")
     clock.advance(timedelta(hours=2))

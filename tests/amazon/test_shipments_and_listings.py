@@ -226,7 +226,7 @@ async def test_prices_in_a_feed_are_confirmed_by_its_report(
     clock: ManualClock,
 ) -> None:
     book = await gateway.pricing.create_book(CHANNEL, None, actor="test")
-    await gateway.pricing.replace_entries(book.book_id, 1, [EntryIn(sku=FIRE_TV)])
+    await gateway.pricing.replace_entries(book.book_id, 1, [EntryIn(sku=FIRE_TV)], actor="test")
     await gateway.pricing.publish(book.book_id, 1, actor="test")
 
     pushed = await adapter.push_listings()

@@ -21,6 +21,7 @@ from gateway_infra.scheduler import (
     FAILED,
     PENDING,
     DueTimer,
+    Recurring,
     RetryPolicy,
     Scheduler,
     cancel,
@@ -631,3 +632,47 @@ async def test_no_give_up_for_a_timer_another_scheduler_took_over_and_completed(
     assert completed_by_b.keys == ["res-1"]
     assert await timer_rows(store) == []
     assert gave_up.calls == []
+
+
+async def test_a_timer_carries_on_the_correlation_id_of_the_work_that_scheduled_it(
+    store: Store, scheduler: Scheduler
+) -> None:
+    handler = Recorder()
+    scheduler.register(KIND, handler)
+    token = correlation_id_var.set("req-scheduled")
+    try:
+        await schedule_in(store, timedelta(0), key="res-1")
+    finally:
+        correlation_id_var.reset(token)
+    await schedule_in(store, timedelta(0), key="res-2")
+    token = correlation_id_var.set("req-moved")
+    try:
+        await schedule_in(store, timedelta(0), key="res-2")  # moved by a later request
+    finally:
+        correlation_id_var.reset(token)
+
+    assert await scheduler.run_due() == 2
+
+    assert dict(zip(handler.keys, handler.correlation_ids, strict=True)) == {
+        "res-1": "req-scheduled",
+        "res-2": "req-moved",
+    }
+    assert correlation_id_var.get() is None
+
+
+async def test_each_round_of_a_recurring_job_is_work_of_its_own(
+    store: Store, scheduler: Scheduler, clock: ManualClock
+) -> None:
+    seen: list[str | None] = []
+
+    async def job() -> None:
+        seen.append(correlation_id_var.get())
+
+    recurring = Recurring(store, "housekeeping", timedelta(minutes=1), job)
+    recurring.register(scheduler)
+    await recurring.ensure_scheduled()
+    for _ in range(2):
+        clock.advance(timedelta(minutes=1))
+        assert await scheduler.run_due() == 1
+
+    assert len(seen) == 2 and None not in seen and seen[0] != seen[1]

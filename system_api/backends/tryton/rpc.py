@@ -25,6 +25,7 @@ from weakref import WeakValueDictionary
 
 import httpx
 
+from gateway_infra.correlation import outbound_headers
 from gateway_infra.resilience import (
     BreakerState,
     CircuitBreaker,
@@ -33,6 +34,7 @@ from gateway_infra.resilience import (
     RemoteCallGuard,
     RemoteUnavailable,
 )
+from gateway_infra.tracing import span
 from system_api.backends.tryton.codec import decode, encode
 from system_api.errors import BackendUnavailable
 
@@ -373,12 +375,15 @@ class TrytonClient:
     async def _post(self, method: str, params: list[Any], *, auth: bool = True) -> Any:
         self._next_id += 1
         body = json.dumps({"id": self._next_id, "method": method, "params": params}, default=encode)
-        headers = {"Content-Type": "application/json"}
-        if auth and self._authorization:
-            headers["Authorization"] = self._authorization
-        response = await self._http.post(
-            self.connection.database_url, content=body, headers=headers
-        )
+        with span(f"tryton {method}", kind="client", attributes={"rpc.method": method}) as call:
+            # The work's correlation id and trace context, so Tryton's logs can be matched.
+            headers = {"Content-Type": "application/json", **outbound_headers()}
+            if auth and self._authorization:
+                headers["Authorization"] = self._authorization
+            response = await self._http.post(
+                self.connection.database_url, content=body, headers=headers
+            )
+            call.set_attribute("http.response.status_code", response.status_code)
         if response.status_code == 401:
             if not auth:
                 raise TrytonUnavailable("Tryton refused the adapter's login (HTTP 401)")

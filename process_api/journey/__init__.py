@@ -1,0 +1,1 @@
+"""One order's journey across requests: its status changes and events, with their correlation."""
