@@ -133,7 +133,7 @@ def load_sla_monitors(path_or_json: str) -> SlaMonitors:
     every invalid rule and every duplicate (workflow, channel)."""
     text = path_or_json.strip()
     source = "inline JSON"
-    if not text.startswith("["):
+    if not text.startswith(("[", "{")):
         path = Path(text).expanduser()
         source = str(path)
         try:
@@ -329,13 +329,14 @@ def check(uow: UnitOfWork, monitors: SlaMonitors) -> CheckResult:
     conn, now = uow.conn, uow.now
     breaches = find_breaches(conn, now, monitors)
     current = {(KINDS[b.workflow].code, b.subject) for b in breaches}
-    unresolved = set(
-        conn.execute(
+    unresolved: set[tuple[str, str]] = {
+        (code, subject)
+        for code, subject in conn.execute(
             select(exceptions.c.code, exceptions.c.subject).where(
                 exceptions.c.code.in_(list(SLA_CODES)), exceptions.c.open_key.is_not(None)
             )
-        ).tuples()
-    )
+        )
+    }
     opened = 0
     for breach in breaches:
         kind = KINDS[breach.workflow]
