@@ -855,6 +855,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             host=args.host or settings.host,
             port=args.port or settings.port,
             workers=workers,
+            # A worker answers the supervisor's health check only once it has imported the
+            # gateway: on a busy host that takes longer than uvicorn's 5 s default, and a worker
+            # killed for it would be restarted (and killed) again and again.
+            timeout_worker_healthcheck=60,
             log_config=None,
             proxy_headers=settings.forwarded_allow_ips is not None,
             forwarded_allow_ips=settings.forwarded_allow_ips,
