@@ -184,6 +184,7 @@ async def test_an_order_not_acknowledged_within_its_channels_sla_opens_an_except
         _, headers = await register_and_authorize(
             gateway, http, kind=ClientKind.INTERNAL, scopes=INTERNAL_SCOPES
         )
+        calm = await scrape(http)
         web = await http.post("/process/v1/orders", json=order_payload("ACK-W"), headers=headers)
         market = await http.post(
             "/process/v1/orders",
@@ -204,6 +205,10 @@ async def test_an_order_not_acknowledged_within_its_channels_sla_opens_an_except
     assert (web.status_code, market.status_code) == (202, 202), web.text
     assert waiting.value("gateway_acknowledgements_pending", channel="webshop") == 1
     assert waiting.value("gateway_acknowledgements_overdue", channel="webshop") == 0
+    # The ERP was tried over HTTP, and did not answer.
+    unanswered = {"backend": "system_api", "outcome": "unavailable"}
+    calls = "gateway_backend_call_duration_seconds_count"
+    assert waiting.value(calls, **unanswered) > calm.value(calls, **unanswered)
 
     assert (first.opened, first.resolved) == (1, 0)
     assert after_an_hour.value("gateway_acknowledgements_overdue", channel="webshop") == 1
