@@ -10,7 +10,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Connection, func, select
 
 from gateway_infra.database import Database
-from gateway_infra.delivery.tables import deliveries
+from gateway_infra.delivery.relay import CURSOR_NAME
+from gateway_infra.delivery.tables import deliveries, relay_cursors
 from gateway_infra.metrics import ScrapeSource
 from gateway_infra.tables import outbox, timers
 
@@ -26,6 +27,15 @@ def infra_figures(database: Database) -> ScrapeSource:
             "gateway_outbox_unsequenced_events",
             "Events written to the outbox and not yet given their feed position.",
             value=unsequenced,
+        )
+        last = conn.execute(select(func.max(outbox.c.position))).scalar_one()
+        relayed = conn.execute(
+            select(relay_cursors.c.position).where(relay_cursors.c.name == CURSOR_NAME)
+        ).scalar_one_or_none()
+        relay_lag = GaugeMetricFamily(
+            "gateway_webhook_relay_backlog_events",
+            "Sequenced outbox events the webhook relay has not yet turned into deliveries.",
+            value=max(0, (last or 0) - (relayed or 0)),
         )
         by_state = GaugeMetricFamily(
             "gateway_webhook_deliveries",
@@ -55,7 +65,7 @@ def infra_figures(database: Database) -> ScrapeSource:
             .group_by(timers.c.kind)
         ):
             due.add_metric((kind,), count)
-        return [backlog, by_state, age, due]
+        return [backlog, relay_lag, by_state, age, due]
 
     async def source(now: datetime) -> Sequence[Metric]:
         return await database.read(lambda conn: read(conn, now))

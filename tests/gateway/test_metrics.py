@@ -329,6 +329,11 @@ async def test_outbox_backlog_and_due_timers_are_read_from_the_database(
 
     assert backlog.value("gateway_outbox_unsequenced_events") > 0
     assert sequenced.value("gateway_outbox_unsequenced_events") == 0
+    relay = "gateway_webhook_relay_backlog_events"
+    assert backlog.value(relay) == 0
+    assert sequenced.value(relay) > 0
+    await gateway.webhooks.relay.run_once()
+    assert (await scrape(client)).value(relay) == 0
     await gateway.sla_check.job.ensure_scheduled()
     assert (await scrape(client)).value("gateway_timers_due", kind="sla.check") == 0
     clock.advance(timedelta(seconds=gateway.settings.sla_check_seconds))
