@@ -72,14 +72,14 @@ def read_figures(conn: Connection, now: datetime, monitors: SlaMonitors) -> list
     deadlines = acknowledgement_deadlines(conn)
     pending: dict[str, int] = defaultdict(int)
     overdue: dict[str, int] = defaultdict(int)
-    for _order_id, channel, _channel_order_id, created_at, _total in awaiting_acknowledgement(conn):
+    for _order_id, channel, _channel_order_id, due_since, _total in awaiting_acknowledgement(conn):
         pending[channel] += 1
         allowed = monitors.within(
             SlaWorkflow.ORDER_ACKNOWLEDGEMENT,
             channel,
             deadlines.get(channel, DEFAULT_ACKNOWLEDGEMENT_DEADLINE),
         )
-        if allowed is not None and created_at + allowed <= now:
+        if allowed is not None and due_since + allowed <= now:
             overdue[channel] += 1
     acks_pending = GaugeMetricFamily(
         "gateway_acknowledgements_pending",

@@ -190,14 +190,19 @@ def acknowledgement_deadlines(conn: Connection) -> dict[str, timedelta]:
 
 
 def awaiting_acknowledgement(conn: Connection) -> list[tuple[str, str, str, datetime, Money]]:
-    """(order id, channel, channel order id, created at, total) of every order the channel still
-    waits to hear about: received or reserved, and not held as a pending channel order."""
+    """(order id, channel, channel order id, due since, total) of every order the channel still
+    waits to hear about: received or reserved, and not held as a pending channel order.
+
+    An order's row changes only when its status moves or its pending hold ends, so while it
+    waits its `updated_at` is when the acknowledgement became due: when the gateway recorded
+    it, or when the channel confirmed it after holding it as pending (the order workflow's own
+    deadline counts from the same moment)."""
     rows = conn.execute(
         select(
             orders.c.order_id,
             orders.c.channel,
             orders.c.channel_order_id,
-            orders.c.created_at,
+            orders.c.updated_at,
             orders.c.total,
             orders.c.currency,
         ).where(
@@ -209,7 +214,7 @@ def awaiting_acknowledgement(conn: Connection) -> list[tuple[str, str, str, date
             r.order_id,
             r.channel,
             r.channel_order_id,
-            r.created_at,
+            r.updated_at,
             Money(amount=r.total, currency=r.currency),
         )
         for r in rows
@@ -225,17 +230,17 @@ def find_breaches(conn: Connection, now: datetime, monitors: SlaMonitors) -> lis
         )
 
     found: list[Breach] = []
-    for order_id, channel, channel_order_id, created_at, total in awaiting_acknowledgement(conn):
+    for order_id, channel, channel_order_id, due_since, total in awaiting_acknowledgement(conn):
         allowed = within(SlaWorkflow.ORDER_ACKNOWLEDGEMENT, channel)
-        if allowed is not None and created_at + allowed <= now:
+        if allowed is not None and due_since + allowed <= now:
             found.append(
                 Breach(
                     SlaWorkflow.ORDER_ACKNOWLEDGEMENT,
                     channel,
                     f"order/{order_id}",
-                    created_at + allowed,
+                    due_since + allowed,
                     f"order {channel_order_id} of {channel} is not acknowledged "
-                    f"{_duration(now - created_at)} after it arrived (allowed: "
+                    f"{_duration(now - due_since)} after it became due (allowed: "
                     f"{_duration(allowed)})",
                     {"order_id": order_id, "channel_order_id": channel_order_id},
                     total,

@@ -241,6 +241,38 @@ async def test_an_order_not_acknowledged_within_its_channels_sla_opens_an_except
     )
 
 
+async def test_a_pending_order_is_due_for_acknowledgement_from_the_channels_confirmation_on(
+    erp_down: Gateway, clock: ManualClock
+) -> None:
+    gateway = erp_down
+    seed_products(gateway)
+    app = build_app(gateway, run_background=False)
+
+    async def submit(payload: dict[str, object]) -> httpx.Response:
+        # A fresh token each time: the clock moves past a token's lifetime in between.
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+            _, headers = await register_and_authorize(
+                gateway, http, kind=ClientKind.INTERNAL, scopes=INTERNAL_SCOPES
+            )
+            return await http.post("/process/v1/orders", json=payload, headers=headers)
+
+    held = await submit({**order_payload("PEND-SLA"), "pending": True})
+    clock.advance(timedelta(hours=5))  # held by the channel, longer than the webshop's hour
+    while_held = await gateway.sla_check.run_once()
+    confirmed = await submit(order_payload("PEND-SLA"))
+    clock.advance(timedelta(minutes=59))
+    within = await gateway.sla_check.run_once()
+    clock.advance(timedelta(minutes=2))
+    past = await gateway.sla_check.run_once()
+
+    assert (held.status_code, confirmed.status_code) == (202, 200), confirmed.text
+    assert confirmed.json()["pending_expires_at"] is None
+    assert (while_held.opened, within.opened, past.opened) == (0, 0, 1)
+    [raised] = sla_exceptions(gateway, "sla_acknowledgement_overdue")
+    assert "1 h 1 min after it became due" in raised.detail
+
+
 # ---------------------------------------------------------------- the rules
 
 
