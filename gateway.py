@@ -450,10 +450,10 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
                     if settings.metrics_bearer_token
                     else None,
                 ),
-                [
-                    infra_figures(gateway.database),
-                    business_figures(gateway.store, gateway.sla_monitors),
-                ],
+                {
+                    "infrastructure": infra_figures(gateway.database),
+                    "process": business_figures(gateway.store, gateway.sla_monitors),
+                },
                 gateway.clock.now,
             ),
             methods=["GET"],

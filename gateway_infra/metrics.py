@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 from starlette.requests import Request
@@ -43,6 +44,7 @@ from gateway_infra.problems import FORBIDDEN, UNAUTHORIZED, problem_response
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 WORKER_HEADER = "Gateway-Worker"
+log = logging.getLogger("gateway.metrics")
 # The text format generate_latest writes, understood by every Prometheus version.
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -216,9 +218,11 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
 
 
-async def exposition(sources: Sequence[ScrapeSource], now: datetime) -> bytes:
+async def exposition(sources: Mapping[str, ScrapeSource], now: datetime) -> bytes:
     """The text exposition: this process's (or, in multiprocess mode, every worker's) counted
-    figures, then the figures each source reads at `now`."""
+    figures, then the figures each named source reads at `now`. A source that fails (its
+    database unreachable) is left out and shows as `gateway_scrape_source_up{source} 0`; the
+    rest is still served."""
     registry = CollectorRegistry(auto_describe=False)
     directory = multiprocess_dir()
     if directory:
@@ -226,8 +230,20 @@ async def exposition(sources: Sequence[ScrapeSource], now: datetime) -> bytes:
     else:
         registry.register(_Union(REGISTRY))
     stored: list[Metric] = []
-    for source in sources:
-        stored.extend(await source(now))
+    up = GaugeMetricFamily(
+        "gateway_scrape_source_up",
+        "1 when the figures of this source were read for this scrape, 0 when reading failed.",
+        labels=("source",),
+    )
+    for name, source in sources.items():
+        try:
+            stored.extend(await source(now))
+        except Exception:
+            log.exception("reading figures for /metrics failed", extra={"source": name})
+            up.add_metric((name,), 0)
+        else:
+            up.add_metric((name,), 1)
+    stored.append(up)
     registry.register(_Fixed(stored))
     return generate_latest(registry)
 
@@ -273,7 +289,7 @@ class MetricsAccess:
 
 
 def metrics_endpoint(
-    access: MetricsAccess, sources: Sequence[ScrapeSource], now: Callable[[], datetime]
+    access: MetricsAccess, sources: Mapping[str, ScrapeSource], now: Callable[[], datetime]
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         refused = access.refusal(request)

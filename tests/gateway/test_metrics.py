@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from gateway import Gateway, build_app
 from gateway_infra.auth.clients import ClientKind
@@ -250,15 +251,15 @@ async def test_backend_attempts_retries_and_breaker_state_are_counted(clock: Man
         await asyncio.sleep(0)
         return "ok"
 
-    initially = Samples.parse((await exposition([], clock.now())).decode())
+    initially = Samples.parse((await exposition({}, clock.now())).decode())
     with pytest.raises(RemoteUnavailable):
         await guard.call(down, idempotent=True)
-    while_open = Samples.parse((await exposition([], clock.now())).decode())
+    while_open = Samples.parse((await exposition({}, clock.now())).decode())
     with pytest.raises(CircuitOpen):
         await guard.call(up, idempotent=True)
     clock.advance(timedelta(seconds=31))
     assert await guard.call(up, idempotent=True) == "ok"
-    closed_again = Samples.parse((await exposition([], clock.now())).decode())
+    closed_again = Samples.parse((await exposition({}, clock.now())).decode())
 
     state = "gateway_circuit_breaker_state"
     assert initially.value(state, backend=name, state="closed") == 1
@@ -338,3 +339,22 @@ async def test_outbox_backlog_and_due_timers_are_read_from_the_database(
     assert (await scrape(client)).value("gateway_timers_due", kind="sla.check") == 0
     clock.advance(timedelta(seconds=gateway.settings.sla_check_seconds))
     assert (await scrape(client)).value("gateway_timers_due", kind="sla.check") == 1
+
+
+async def test_a_source_that_cannot_be_read_is_reported_and_the_rest_still_served(
+    clock: ManualClock,
+) -> None:
+    async def broken(_now: datetime) -> Sequence[Metric]:
+        raise ConnectionError("database unreachable")
+
+    async def fine(_now: datetime) -> Sequence[Metric]:
+        return [GaugeMetricFamily("gateway_test_figure", "A figure.", value=7)]
+
+    samples = Samples.parse(
+        (await exposition({"broken": broken, "fine": fine}, clock.now())).decode()
+    )
+
+    assert samples.value("gateway_scrape_source_up", source="broken") == 0
+    assert samples.value("gateway_scrape_source_up", source="fine") == 1
+    assert samples.value("gateway_test_figure") == 7
+    assert samples.families["gateway_http_requests"] == "counter"
