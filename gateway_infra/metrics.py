@@ -164,7 +164,10 @@ def app_of(path: str) -> str:
 class RequestMetricsMiddleware:
     """Counts every answered request and its latency, labelled by the route template the
     request matched (mount prefix plus route path, e.g. /process/v1/orders/{order_id}), never
-    by the raw path, so ids in paths do not create series."""
+    by the raw path, so ids in paths do not create series.
+
+    The figures are recorded just before the last part of the answer is handed on, so a client
+    that has its answer finds it counted."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -174,30 +177,37 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        entry_root = scope.get("root_path", "")
+        entry_root = str(scope.get("root_path", ""))
         status = 500
+        recorded = False
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            route_path = getattr(route, "path", None)
+        def record() -> None:
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
+            route_path = getattr(scope.get("route"), "path", None)
             if isinstance(route_path, str):
-                mount = str(scope.get("root_path", ""))[len(entry_root) :]
-                template = mount + route_path
+                template = str(scope.get("root_path", ""))[len(entry_root) :] + route_path
             else:
                 template = UNMATCHED_ROUTE
             app = app_of(str(scope.get("path", "")))
             method = str(scope.get("method", ""))
             HTTP_REQUESTS.labels(app, template, method, str(status)).inc()
-            HTTP_LATENCY.labels(app, template, method).observe(elapsed)
+            HTTP_LATENCY.labels(app, template, method).observe(time.perf_counter() - started)
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                record()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            record()  # no complete answer (an error, a client gone): counted all the same
 
 
 # ---------------------------------------------------------------- figures read at scrape time
