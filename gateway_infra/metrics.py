@@ -64,7 +64,8 @@ HTTP_REQUESTS = Counter(
 )
 HTTP_LATENCY = Histogram(
     "gateway_http_request_duration_seconds",
-    "Time from a request's arrival to the end of its answer, by app, route template and method.",
+    "Time from a request's arrival until the last part of its answer is sent, by app, route "
+    "template and method.",
     ("app", "route", "method"),
     buckets=LATENCY_BUCKETS,
 )
