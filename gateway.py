@@ -44,11 +44,22 @@ from gateway_infra.delivery import cli as delivery_cli
 from gateway_infra.delivery.tables import metadata as delivery_metadata
 from gateway_infra.http import install_common_http
 from gateway_infra.logging import configure_logging
+from gateway_infra.metrics import (
+    MULTIPROC_ENV,
+    MetricsAccess,
+    RequestMetricsMiddleware,
+    metrics_endpoint,
+    prepare_multiprocess_dir,
+    process_started,
+    process_stopped,
+    remove_multiprocess_dir,
+)
 from gateway_infra.outbox import EventFeed, Sequencer
 from gateway_infra.problems import ProblemType, problem_response
 from gateway_infra.resilience import CircuitBreaker, GuardPolicy
 from gateway_infra.scheduler import Recurring, Scheduler
 from gateway_infra.settings import Settings, settings_reference
+from gateway_infra.stored_figures import infra_figures
 from gateway_infra.tables import metadata as infra_metadata
 from gateway_infra.throttle import Throttle
 from gateway_infra.tracing import configure_tracing, shutdown_tracing
@@ -88,6 +99,13 @@ from process_api.marketplaces.amazon import (
     build_amazon_adapter,
     load_amazon_profile,
 )
+from process_api.monitoring import (
+    SlaCheck,
+    SlaMonitors,
+    SlaMonitorsConfigError,
+    business_figures,
+    load_sla_monitors,
+)
 from process_api.order_to_cash.service import OrderService
 from process_api.personal_data import PersonalDataPurge
 from process_api.pricing.service import PricingService
@@ -114,7 +132,12 @@ ALL_METADATA: tuple[MetaData, ...] = (
     process_metadata,
     partner_metadata,
 )
-SECRET_SETTINGS = ("key_encryption_key", "system_api_client_secret", "tryton_password")
+SECRET_SETTINGS = (
+    "key_encryption_key",
+    "system_api_client_secret",
+    "tryton_password",
+    "metrics_bearer_token",
+)
 NOT_READY = ProblemType("not-ready", "The gateway is not ready to serve", 503)
 
 
@@ -154,6 +177,8 @@ class Gateway:
     sequencer: Sequencer
     events: EventFeed
     webhooks: WebhookDelivery
+    sla_monitors: SlaMonitors
+    sla_check: SlaCheck
     closers: list[Callable[[], Any]] = field(default_factory=list)
     marketplaces: list[MarketplaceAdapter] = field(default_factory=list)
     marketplace_jobs: list[Recurring] = field(default_factory=list)
@@ -299,6 +324,12 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
     personal_data_purge = personal_data.job(timedelta(seconds=settings.personal_data_purge_seconds))
     personal_data_purge.register(scheduler)
     channels.on_change(inventory.republish_channel)
+    # Checked here too, so a mistake in the monitor rules stops the gateway at start-up.
+    sla_monitors = (
+        load_sla_monitors(settings.sla_monitors) if settings.sla_monitors else SlaMonitors()
+    )
+    sla_check = SlaCheck(store, sla_monitors, timedelta(seconds=settings.sla_check_seconds))
+    sla_check.job.register(scheduler)
     # Partners receive the event types of the partner layer's feed, through webhooks too; an
     # endpoint disabled for failing too long opens an exception in the same transaction.
     webhooks = WebhookDelivery(
@@ -344,6 +375,8 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         sequencer=Sequencer(database, poll_seconds=settings.outbox_sequencer_poll_seconds),
         events=EventFeed(database),
         webhooks=webhooks,
+        sla_monitors=sla_monitors,
+        sla_check=sla_check,
         closers=closers,
         marketplaces=marketplaces,
         marketplace_jobs=marketplace_jobs,
@@ -425,6 +458,8 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
             await job.ensure_scheduled()
         if gateway.personal_data_purge is not None:
             await gateway.personal_data_purge.ensure_scheduled()
+        await gateway.sla_check.job.ensure_scheduled()
+        process_started()
         # Creates the configured profiles whose channel has none (never overwrites one), then
         # loads every profile into the cache; an invalid stored profile is logged, not fatal.
         await gateway.channels.seed(gateway.channel_profiles_config, actor="config")
@@ -450,6 +485,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await gateway.aclose()
+            process_stopped()
 
     app = FastAPI(
         title="Retail Sync Gateway",
@@ -465,6 +501,28 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
         timeout_seconds=settings.request_timeout_seconds,
         exempt_paths=("/oauth/", "/ops/"),
     )
+
+    # Outermost, so every answer is counted, the shared middleware's own (413, 415, 504) too.
+    app.add_middleware(RequestMetricsMiddleware)
+    if settings.metrics_enabled:
+        app.add_route(
+            "/metrics",
+            metrics_endpoint(
+                MetricsAccess(
+                    settings.metrics_allowed_networks,
+                    settings.metrics_bearer_token.get_secret_value()
+                    if settings.metrics_bearer_token
+                    else None,
+                ),
+                {
+                    "infrastructure": infra_figures(gateway.database),
+                    "process": business_figures(gateway.store, gateway.sla_monitors),
+                },
+                gateway.clock.now,
+            ),
+            methods=["GET"],
+            include_in_schema=False,
+        )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -909,6 +967,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         load_profiles_config(settings.channel_profiles, known_tiers=settings.throttle_tiers)
     if settings.exception_routing:
         load_routing_config(settings.exception_routing)
+    if settings.sla_monitors:
+        load_sla_monitors(settings.sla_monitors)
     if not state.is_current:
         print(
             "the database is not migrated (run `retail-gateway migrate` first): "
@@ -916,16 +976,34 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    uvicorn.run(
-        "gateway:create_app",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=args.workers or settings.workers,
-        log_config=None,
-        proxy_headers=settings.forwarded_allow_ips is not None,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-    )
+    workers = args.workers or settings.workers
+    # Several workers share their metrics through files in one directory (docs/metrics.md),
+    # named before they start; one worker keeps them in memory.
+    created_dir: str | None = None
+    if workers > 1:
+        directory, created = prepare_multiprocess_dir(settings.metrics_multiproc_dir)
+        created_dir = directory if created else None
+        os.environ[MULTIPROC_ENV] = directory
+    else:
+        os.environ.pop(MULTIPROC_ENV, None)
+    try:
+        uvicorn.run(
+            "gateway:create_app",
+            factory=True,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            workers=workers,
+            # A worker answers the supervisor's health check only once it has imported the
+            # gateway: on a busy host that takes longer than uvicorn's 5 s default, and a worker
+            # killed for it would be restarted (and killed) again and again.
+            timeout_worker_healthcheck=60,
+            log_config=None,
+            proxy_headers=settings.forwarded_allow_ips is not None,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+        )
+    finally:
+        if created_dir is not None:
+            remove_multiprocess_dir(created_dir)
     return 0
 
 
@@ -1130,6 +1208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ExceptionRoutingConfigError as exc:
         print(f"error: GATEWAY_EXCEPTION_ROUTING: {exc}", file=sys.stderr)
+        return 2
+    except SlaMonitorsConfigError as exc:
+        print(f"error: GATEWAY_SLA_MONITORS: {exc}", file=sys.stderr)
         return 2
 
 

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from typing import TypeVar
 from aiolimiter import AsyncLimiter
 
 from gateway_infra.clock import Clock
+from gateway_infra.metrics import BACKEND_REJECTED, breaker_changed, observe_backend_call
 
 T = TypeVar("T")
 log = logging.getLogger("gateway.resilience")
@@ -70,6 +72,12 @@ class CircuitBreaker:
         self._opened_at: datetime | None = None
         self._trial_running = False
         self._lock = threading.Lock()
+        breaker_changed(name, None, self._state.value)
+
+    def _enter(self, state: BreakerState) -> None:
+        if state is not self._state:
+            breaker_changed(self.name, self._state.value, state.value)
+            self._state = state
 
     @property
     def state(self) -> BreakerState:
@@ -81,7 +89,7 @@ class CircuitBreaker:
         opened_at = self._opened_at
         due = opened_at is not None and self.clock.now() >= opened_at + self.reset_after
         if self._state is BreakerState.OPEN and due:
-            self._state = BreakerState.HALF_OPEN
+            self._enter(BreakerState.HALF_OPEN)
             self._trial_running = False
 
     def before_call(self) -> None:
@@ -93,6 +101,7 @@ class CircuitBreaker:
             if self._state is BreakerState.HALF_OPEN and not self._trial_running:
                 self._trial_running = True
                 return
+            BACKEND_REJECTED.labels(self.name).inc()
             raise CircuitOpen(self.name, self._retry_after())
 
     def _retry_after(self) -> int:
@@ -105,7 +114,7 @@ class CircuitBreaker:
         with self._lock:
             if self._state is not BreakerState.CLOSED:
                 log.info("circuit closed", extra={"backend": self.name})
-            self._state = BreakerState.CLOSED
+            self._enter(BreakerState.CLOSED)
             self._failures = 0
             self._opened_at = None
             self._trial_running = False
@@ -119,7 +128,7 @@ class CircuitBreaker:
                     log.warning(
                         "circuit opened", extra={"backend": self.name, "failures": self._failures}
                     )
-                self._state = BreakerState.OPEN
+                self._enter(BreakerState.OPEN)
                 self._opened_at = self.clock.now()
                 self._trial_running = False
 
@@ -166,23 +175,35 @@ class RemoteCallGuard:
         the backend cannot be reached. Errors the backend answers with pass through untouched."""
         attempts = self.policy.attempts if idempotent else 1
         last = "no attempt"
+        backend = self.breaker.name
         for attempt in range(1, attempts + 1):
             self.breaker.before_call()
+            started = time.perf_counter()
             try:
                 async with self._semaphore:
                     await self._rate.acquire()
+                    started = time.perf_counter()
                     result = await asyncio.wait_for(operation(), self.policy.timeout_seconds)
             except TimeoutError:
                 last = f"no answer within {self.policy.timeout_seconds:g} s"
             except Exception as exc:
                 if not self._is_unavailable(exc):
                     # The backend answered (e.g. a business error): it is up.
+                    observe_backend_call(
+                        backend, ok=True, seconds=time.perf_counter() - started, attempt=attempt
+                    )
                     self.breaker.record_success()
                     raise
                 last = f"{type(exc).__name__}: {exc}"
             else:
+                observe_backend_call(
+                    backend, ok=True, seconds=time.perf_counter() - started, attempt=attempt
+                )
                 self.breaker.record_success()
                 return result
+            observe_backend_call(
+                backend, ok=False, seconds=time.perf_counter() - started, attempt=attempt
+            )
             self.breaker.record_failure()
             if attempt < attempts:
                 ceiling = min(

@@ -19,6 +19,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway_infra.networks import parse_networks
+
 
 class ThrottleTier(BaseModel):
     """Request limits of one tier: a burst per short window and a sustained rate per minute."""
@@ -392,6 +394,45 @@ class Settings(BaseSettings):
         default="retail-sync-gateway", min_length=1, description="service.name of the spans."
     )
 
+    metrics_enabled: bool = Field(
+        default=True, description="Serve Prometheus metrics at /metrics (docs/metrics.md)."
+    )
+    metrics_allowed_networks: str = Field(
+        default="127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+        description=(
+            "Client addresses (comma-separated networks) /metrics answers; others get 403. "
+            "Default: loopback and private networks, where a scraper sits beside the gateway."
+        ),
+    )
+    metrics_bearer_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "When set, /metrics also needs `Authorization: Bearer <token>` (401 without it), "
+            "from an allowed network."
+        ),
+    )
+    metrics_multiproc_dir: str | None = Field(
+        default=None,
+        description=(
+            "Directory the worker processes of `serve --workers N` (N > 1) share their metrics "
+            "in; emptied of its *.db files at start. Unset: a fresh temporary directory, removed "
+            "when `serve` stops."
+        ),
+    )
+    sla_monitors: str | None = Field(
+        default=None,
+        description=(
+            "SLA monitor rules: a JSON array of {workflow, channel, within, enabled}, or the path "
+            "of a file holding one (docs/metrics.md). Unset: every monitor on every channel with "
+            "its default time. Checked at start."
+        ),
+    )
+    sla_check_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="Interval of the SLA monitor check (a breach opens an exception).",
+    )
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if "standard" not in self.throttle_tiers:
@@ -422,6 +463,12 @@ class Settings(BaseSettings):
                 "amazon_profile needs amazon_lwa_client_id, amazon_lwa_client_secret and "
                 "amazon_lwa_refresh_token"
             )
+        return self
+
+        try:
+            parse_networks(self.metrics_allowed_networks)
+        except ValueError as exc:
+            raise ValueError(f"metrics_allowed_networks: {exc}") from exc
         return self
 
     @field_validator("database_url")

@@ -11,6 +11,7 @@ from fastapi import Header, Request, Security
 from gateway_infra.auth.clients import ClientKind
 from gateway_infra.auth.dependencies import authenticate
 from gateway_infra.auth.tokens import Principal
+from gateway_infra.metrics import THROTTLED
 from gateway_infra.problems import FORBIDDEN, NOT_FOUND, ProblemError
 from gateway_infra.settings import ThrottleTier
 from gateway_infra.throttle import Throttle, raise_if_throttled
@@ -65,6 +66,8 @@ async def partner(
         **getattr(request.state, "response_headers", {}),
         **decision.headers,
     }
+    if not decision.allowed:
+        THROTTLED.labels("partner", principal.client_id).inc()
     raise_if_throttled(decision)
     return Partner(
         client_id=principal.client_id, channel=principal.channel, scopes=principal.scopes

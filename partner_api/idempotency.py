@@ -25,6 +25,7 @@ from sqlalchemy import ColumnElement, Row, and_, delete, insert, select, tuple_,
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
+from gateway_infra.metrics import IDEMPOTENT_REPLAYS
 from gateway_infra.problems import ProblemError, ProblemType, problem_response
 from gateway_infra.unit_of_work import Store, UnitOfWork
 from partner_api.tables import idempotency_keys
@@ -372,6 +373,7 @@ class IdempotentRequest:
             self.client_id, self.key, self.fingerprint, lease_token=self.lease_token
         )
         if stored is not None:
+            IDEMPOTENT_REPLAYS.labels(self.client_id).inc()
             return Response(
                 content=stored.body,
                 status_code=stored.status_code,

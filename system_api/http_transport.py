@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from typing import Any
 
 import httpx
 
 from gateway_infra.auth.client_token import ClientCredentials, ClientCredentialsToken
 from gateway_infra.correlation import outbound_headers
+from gateway_infra.metrics import observe_backend_call
 from gateway_infra.resilience import CircuitBreaker, CircuitOpen
 from gateway_infra.tracing import span
 from system_api.errors import BackendUnavailable
@@ -74,17 +76,20 @@ class SystemApiTransport:
                     self._breaker.before_call()
                 except CircuitOpen as exc:
                     raise BackendUnavailable(BACKEND, str(exc)) from exc
+            started = time.perf_counter()
             try:
                 with span(f"system API {method}", kind="client", attributes={"url.path": url}):
                     response = await self._client.request(
                         method, url, json=json, params=params, headers=await self._headers()
                     )
             except httpx.HTTPError as exc:
+                self._observe(started, attempt, ok=False)
                 last_error = f"{type(exc).__name__}: {exc}"
                 self._failed()
                 if not retry and not isinstance(exc, _NEVER_SENT):
                     break
             else:
+                self._observe(started, attempt, ok=response.status_code not in _RETRYABLE_STATUS)
                 if response.status_code == 401 and self._token is not None:
                     self._token.forget()  # keys rotated or token expired early: fetch a new one
                     last_error = "HTTP 401 from system API"
@@ -101,6 +106,10 @@ class SystemApiTransport:
             if attempt < self._attempts:
                 await asyncio.sleep(self._rng.uniform(0, 0.05 * 2**attempt))
         raise BackendUnavailable(BACKEND, last_error)
+
+    def _observe(self, started: float, attempt: int, *, ok: bool) -> None:
+        backend = self._breaker.name if self._breaker is not None else "system_api"
+        observe_backend_call(backend, ok=ok, seconds=time.perf_counter() - started, attempt=attempt)
 
     def _answered(self) -> None:
         if self._breaker is not None:

@@ -315,6 +315,7 @@ class GatewayProcess:
     """`retail-gateway serve` as its own OS process (uvicorn), on a free loopback port."""
 
     def __init__(self, database_url: str, log_path: Path, *, workers: int = 1, **env: str):
+        self.start_timeout = 30.0  # seconds; a test starting several workers may give more
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -337,7 +338,7 @@ class GatewayProcess:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gateway exited: {self.log_path.read_text()[-2000:]}")
@@ -346,7 +347,11 @@ class GatewayProcess:
                     return self
             except httpx.TransportError:
                 time.sleep(0.1)
-        raise RuntimeError(f"gateway did not answer in 30 s: {self.log_path.read_text()[-2000:]}")
+        self.__exit__()  # not left running after the test
+        raise RuntimeError(
+            f"gateway did not answer in {self.start_timeout:g} s: "
+            f"{self.log_path.read_text()[-2000:]}"
+        )
 
     def kill(self) -> None:
         """SIGKILL: the process dies at once, mid-request, mid-transaction, mid-delivery."""

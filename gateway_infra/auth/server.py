@@ -28,6 +28,7 @@ from gateway_infra.auth.clients import ClientRecord, ClientRegistry
 from gateway_infra.auth.keys import SigningKeys
 from gateway_infra.auth.scopes import ALL_SCOPES
 from gateway_infra.auth.tokens import TokenIssuer
+from gateway_infra.metrics import THROTTLED
 from gateway_infra.settings import ThrottleTier
 from gateway_infra.throttle import Throttle
 
@@ -196,6 +197,7 @@ def create_oauth_router(
         client_ip = request.client.host if request.client else "unknown"
         decision = await throttle.check("oauth-token", client_ip, token_throttle)
         if not decision.allowed:
+            THROTTLED.labels("oauth-token", "ip").inc()
             return _oauth_error(
                 429, "too_many_requests", "too many token requests", **decision.headers
             )

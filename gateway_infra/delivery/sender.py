@@ -43,6 +43,7 @@ from gateway_infra.delivery.safety import DestinationRefused
 from gateway_infra.delivery.signing import signature_headers
 from gateway_infra.delivery.subscriptions import SOURCE, signing_secrets
 from gateway_infra.delivery.tables import attempts, deliveries, subscriptions
+from gateway_infra.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_LATENCY
 from gateway_infra.tables import outbox
 from gateway_infra.tracing import span
 from gateway_infra.unit_of_work import Store, UnitOfWork
@@ -455,6 +456,8 @@ class Sender:
             ) as attempt_span:
                 result = await self.attempt(claimed)
                 attempt_span.set_attribute("gateway.outcome", result.outcome.value)
+            WEBHOOK_ATTEMPTS.labels(result.outcome.value).inc()
+            WEBHOOK_LATENCY.labels(result.outcome.value).observe(result.latency_ms / 1000)
             if result.outcome is not AttemptOutcome.SUCCEEDED:
                 log.info(
                     "webhook attempt failed",
