@@ -277,6 +277,17 @@ class Scheduler:
             await self.store.database.write(
                 lambda conn: conn.execute(delete(timers).where(self._mine(timer)))
             )
+            # One line per timer run, naming the process that ran it: with several gateway
+            # processes on one database, the log shows which one fired each timer (once).
+            log.info(
+                "timer ran",
+                extra={
+                    "kind": timer.kind,
+                    "key": timer.key,
+                    "attempt": timer.attempts,
+                    "owner": self.owner,
+                },
+            )
         finally:
             correlation_id_var.reset(token)
 
