@@ -89,21 +89,35 @@ def schedule(
         "last_error": None,
         "created_at": now,
     }
-    upsert = dialect_insert(conn, timers).values(values)
-    upsert = upsert.on_conflict_do_update(
-        index_elements=[timers.c.kind, timers.c.key],
-        set_={
-            "due_at": upsert.excluded.due_at,
-            "payload": upsert.excluded.payload,
-            "state": PENDING,
-            "generation": timers.c.generation + 1,
-            "attempts": 0,
-            "lease_owner": None,
-            "lease_until": None,
-            "last_error": None,
-        },
-    )
-    conn.execute(upsert)
+    conn.execute(_schedule_upsert(conn), values)
+
+
+_SCHEDULE_UPSERTS: dict[str, Any] = {}
+
+
+def _schedule_upsert(conn: Connection) -> Any:
+    """The upsert of schedule(), built once per dialect with the values as parameters: building
+    it anew for every timer (a fresh `excluded` alias of the table each time) cost more than
+    running it, and orders schedule two timers each."""
+    dialect = conn.dialect.name
+    upsert = _SCHEDULE_UPSERTS.get(dialect)
+    if upsert is None:
+        insert_stmt = dialect_insert(conn, timers)
+        upsert = insert_stmt.on_conflict_do_update(
+            index_elements=[timers.c.kind, timers.c.key],
+            set_={
+                "due_at": insert_stmt.excluded.due_at,
+                "payload": insert_stmt.excluded.payload,
+                "state": PENDING,
+                "generation": timers.c.generation + 1,
+                "attempts": 0,
+                "lease_owner": None,
+                "lease_until": None,
+                "last_error": None,
+            },
+        )
+        _SCHEDULE_UPSERTS[dialect] = upsert
+    return upsert
 
 
 def ensure_scheduled(
