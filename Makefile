@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck architecture dockerfile pytest clean
+.PHONY: run test lint typecheck architecture dockerfile pytest clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,13 @@ dockerfile: $(VENV)/.installed-test
 PYTEST_WORKERS ?= auto
 pytest: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# Not part of `make test`: the gateway against raw FastAPI under wrk, on SQLite and (when
+# TEST_DATABASE_URL or BENCH_DATABASE_URL is set) PostgreSQL, then the growth figures (BENCHMARKS.md).
+BENCH_ARGS ?= --seconds 8 --runs 2
+bench: $(VENV)/.installed-test
+	@command -v wrk >/dev/null 2>&1 || { echo "wrk is not installed: sudo apt-get install wrk (Debian package wrk)"; exit 2; }
+	$(BIN)/python -m tests.bench.bench_http $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var reports .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -27,6 +27,7 @@ from sqlalchemy import MetaData, text
 from contracts import Money, Product, ProductStatus
 from contracts.channel import ChannelProfile
 from contracts.wms import AdjustmentReason, StockAdjustmentRequest
+from gateway_infra import backup as backup_store
 from gateway_infra import contract_documents, contracts_cli
 from gateway_infra import schema_migrations as migrations
 from gateway_infra.auth.client_token import ClientCredentials
@@ -1007,6 +1008,40 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    """`backup FILE` / `restore FILE`: the embedded SQLite store (gateway_infra/backup.py)."""
+    database = Database(settings.database_url)
+    try:
+        if args.command == "backup":
+            result = backup_store.backup(database, Path(args.file))
+        else:
+            result = backup_store.restore(database, Path(args.file), replace=args.replace)
+    except backup_store.BackupError as exc:
+        print(f"{args.command} refused: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        database.dispose()
+    head = migrations.head_revisions()
+    data = {
+        "database": str(result.database),
+        "backup": str(result.backup),
+        "revisions": list(result.revisions),
+        "key_file": str(result.key_file) if result.key_file else None,
+        "at_head": set(result.revisions) == set(head),
+    }
+    done = "backed up" if args.command == "backup" else "restored"
+    human = (
+        f"{done} {result.database} {'to' if args.command == 'backup' else 'from'} {result.backup}"
+    )
+    human += f" (migrations {', '.join(result.revisions)})"
+    if result.key_file:
+        human += f"; key-encryption secret at {result.key_file}"
+    if args.command == "restore" and not data["at_head"]:
+        human += "; run `retail-gateway migrate` before serving it"
+    _emit(args, data, human)
+    return 0
+
+
 def cmd_delivery(args: argparse.Namespace, settings: Settings) -> int:
     """`webhooks ...` and `deliveries ...` (gateway_infra/delivery/cli.py)."""
     gateway = build_gateway(settings)
@@ -1188,6 +1223,20 @@ def parser() -> argparse.ArgumentParser:
     purge.set_defaults(handler=cmd_purge_personal_data)
 
     delivery_cli.add_commands(commands, cmd_delivery)
+    backup = commands.add_parser(
+        "backup", help="copy the embedded SQLite database to FILE while the gateway runs"
+    )
+    backup.add_argument("file", help="the backup file to write (replaced if it exists)")
+    restore = commands.add_parser(
+        "restore", help="put a backup FILE in place of the embedded SQLite database"
+    )
+    restore.add_argument("file", help="a file written by `retail-gateway backup`")
+    restore.add_argument(
+        "--replace", action="store_true", help="overwrite an existing database (gateway stopped)"
+    )
+    for sub in (backup, restore):
+        sub.add_argument("--json", action="store_true", help="print the result as JSON")
+        sub.set_defaults(handler=cmd_backup)
     contracts_cli.add_commands(commands, cmd_contracts)
 
     revision = commands.add_parser("make-migration", help="(developers) autogenerate a migration")

@@ -58,3 +58,8 @@ def migration_state(database: Database) -> MigrationState:
     with database.engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_heads()
     return MigrationState(current=tuple(current), head=tuple(head))
+
+
+def head_revisions() -> tuple[str, ...]:
+    """The newest revisions this code knows (what `migrate` brings a database to)."""
+    return tuple(ScriptDirectory.from_config(alembic_config()).get_heads())

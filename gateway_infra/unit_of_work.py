@@ -73,6 +73,13 @@ class UnitOfWork:
             self.event_orders[str(event.id)] = found[0]
         return event
 
+    def flush_events(self) -> None:
+        """Write the events emitted so far to the outbox now, inside this transaction: they still
+        commit or roll back with it. Keeps the memory of a unit of work that emits many events
+        (a full availability publication) bounded by one batch instead of all of them."""
+        write_outbox(self.conn, self.events)
+        self.events.clear()
+
 
 def write_outbox(
     conn: Connection, events: list[EventEnvelope], orders: Mapping[str, str] | None = None

@@ -329,13 +329,14 @@ class IdempotencyStore:
         def purge_batch(uow: UnitOfWork) -> int:
             t = idempotency_keys
             expired = select(t.c.client_id, t.c.key).where(t.c.expires_at <= uow.now).limit(limit)
-            keys = [tuple(row) for row in uow.conn.execute(expired)]
-            if not keys:
-                return 0
-            uow.conn.execute(
-                delete(t).where(tuple_(t.c.client_id, t.c.key).in_(keys), t.c.expires_at <= uow.now)
+            # One statement with the batch as a subquery: a list of 10,000 (client, key) pairs
+            # as parameters exceeded PostgreSQL's stack depth and the purge never succeeded.
+            deleted = uow.conn.execute(
+                delete(t).where(
+                    tuple_(t.c.client_id, t.c.key).in_(expired), t.c.expires_at <= uow.now
+                )
             )
-            return len(keys)
+            return int(deleted.rowcount)
 
         return await self.store.write(purge_batch)
 

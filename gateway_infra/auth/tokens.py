@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
@@ -16,6 +18,9 @@ from gateway_infra.auth.scopes import Layer, audience, layer_of
 from gateway_infra.clock import Clock
 
 ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
+VERIFIED_SIGNATURES = 4096
+"""Tokens whose signature was verified, remembered (least recently used dropped first): a client
+sends its token with every request, and the signature check was the largest cost of a read."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ class TokenVerifier:
         self.clock = clock
         self.issuer = issuer
         self.leeway_seconds = leeway_seconds
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     def _now(self) -> int:
         return int(self.clock.now().timestamp())
@@ -105,7 +111,15 @@ class TokenVerifier:
             if kid not in ring.kids:
                 raise TokenRejected("unknown signing key")
         try:
-            decoded = jwt.decode(token, ring.published, algorithms=list(ALLOWED_ALGORITHMS))
+            # Only the signature check is remembered, for these exact bytes and while their key
+            # is still published (checked above); every claim is validated on every request.
+            claims = self._verified.get(token)
+            if claims is None:
+                claims = jwt.decode(
+                    token, ring.published, algorithms=list(ALLOWED_ALGORITHMS)
+                ).claims
+            else:
+                self._verified.move_to_end(token)
             JWTClaimsRegistry(
                 now=self._now,
                 leeway=self.leeway_seconds,
@@ -116,10 +130,13 @@ class TokenVerifier:
                 sub={"essential": True},
                 client_id={"essential": True},
                 jti={"essential": True},
-            ).validate(decoded.claims)
+            ).validate(claims)
         except (JoseError, ValueError) as exc:
             raise TokenRejected(getattr(exc, "description", None) or str(exc)) from exc
-        claims = decoded.claims
+        if token not in self._verified:
+            self._verified[token] = claims
+            if len(self._verified) > VERIFIED_SIGNATURES:
+                self._verified.popitem(last=False)
         try:
             kind = ClientKind(claims.get("client_kind", ""))
         except ValueError as exc:

@@ -100,6 +100,7 @@ def publish_changes(
                 row = {"k_channel": channel, "k_sku": sku, "k_quantity": quantity, "k_id": event_id}
                 (new_rows if previous is None else changed_rows).append(row)
         _store(uow, new_rows, changed_rows)
+        uow.flush_events()
     return changes
 
 

@@ -143,36 +143,47 @@ def _claim_keys(
     A concurrent reservation of the same order waits here on the unique key, then finds it taken.
     """
     conn, now = uow.conn, uow.now
-    stmt = (
-        dialect_insert(conn, reservations)
-        .values(
-            [
-                {
-                    "channel": channel,
-                    "channel_order_id": channel_order_id,
-                    "line_id": line.line_id,
-                    "order_id": order_id,
-                    "sku": line.sku,
-                    "quantity": line.quantity,
-                    "consumed": 0,
-                    "state": HELD,
-                    "expires_at": expires_at,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for line in lines
-            ]
+    rows = [
+        {
+            "channel": channel,
+            "channel_order_id": channel_order_id,
+            "line_id": line.line_id,
+            "order_id": order_id,
+            "sku": line.sku,
+            "quantity": line.quantity,
+            "consumed": 0,
+            "state": HELD,
+            "expires_at": expires_at,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for line in lines
+    ]
+    return {row.line_id: row.id for row in conn.execute(_claim_insert(conn), rows)}
+
+
+_CLAIM_INSERTS: dict[str, Any] = {}
+
+
+def _claim_insert(conn: Connection) -> Any:
+    """_claim_keys' statement, built once per dialect with the rows as parameters: with the rows
+    written into it (multi-row VALUES) SQLAlchemy compiled it anew for every order."""
+    dialect = conn.dialect.name
+    stmt = _CLAIM_INSERTS.get(dialect)
+    if stmt is None:
+        stmt = (
+            dialect_insert(conn, reservations)
+            .on_conflict_do_nothing(
+                index_elements=[
+                    reservations.c.channel,
+                    reservations.c.channel_order_id,
+                    reservations.c.line_id,
+                ]
+            )
+            .returning(reservations.c.line_id, reservations.c.id)
         )
-        .on_conflict_do_nothing(
-            index_elements=[
-                reservations.c.channel,
-                reservations.c.channel_order_id,
-                reservations.c.line_id,
-            ]
-        )
-        .returning(reservations.c.line_id, reservations.c.id)
-    )
-    return {row.line_id: row.id for row in conn.execute(stmt)}
+        _CLAIM_INSERTS[dialect] = stmt
+    return stmt
 
 
 def _allocate(lines: Sequence[ReservationLine], free: Mapping[str, int]) -> list[Shortfall]:

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 from alembic.script import ScriptDirectory
 
-from gateway_infra.schema_migrations import alembic_config
+from gateway_infra.database import Database
+from gateway_infra.schema_migrations import alembic_config, upgrade
 from tests.conftest import free_port
 
 
@@ -119,3 +120,18 @@ def test_clients_and_keys_are_managed_from_the_command_line(tmp_path: Path) -> N
     assert set(keys) == {"retired", "current", "next"}
     assert refused.returncode == 2
     assert "channel" in refused.stderr
+
+
+def test_serve_refuses_to_start_on_a_database_behind_the_code(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    database = Database(url)
+    try:
+        upgrade(database, "0009")
+    finally:
+        database.dispose()
+
+    result = _cli("serve", "--port", str(free_port()), database_url=url)
+
+    assert result.returncode == 2
+    assert "not migrated" in result.stderr
+    assert "0009" in result.stderr

@@ -182,3 +182,38 @@ async def test_a_unit_of_work_without_events_writes_nothing_to_the_outbox(store:
 
     assert await store.read(outbox_rows) == []
     assert await store.read(sequence_names) == ["invoice"]
+
+
+def emit_in_batches(uow: UnitOfWork, batches: int, fail: bool = False) -> None:
+    for batch in range(batches):
+        for n in range(3):
+            uow.emit("batch.item", source="test", subject=f"item/{batch}-{n}", data={})
+        uow.flush_events()
+    uow.emit("batch.done", source="test", subject="item/done", data={})
+    if fail:
+        raise Boom
+
+
+async def test_events_flushed_during_a_unit_of_work_commit_with_it_in_emission_order(
+    store: Store,
+) -> None:
+    await store.write(lambda uow: emit_in_batches(uow, 2))
+
+    rows = await store.read(outbox_rows)
+
+    assert [r.subject for r in rows] == [
+        "item/0-0",
+        "item/0-1",
+        "item/0-2",
+        "item/1-0",
+        "item/1-1",
+        "item/1-2",
+        "item/done",
+    ]
+
+
+async def test_events_flushed_during_a_unit_of_work_roll_back_with_it(store: Store) -> None:
+    with pytest.raises(Boom):
+        await store.write(lambda uow: emit_in_batches(uow, 2, fail=True))
+
+    assert await store.read(outbox_rows) == []

@@ -391,6 +391,36 @@ async def test_purge_works_in_batches_of_limit(
     assert await count_records(store) == 0
 
 
+async def test_purge_deletes_a_full_default_batch_of_expired_records(
+    idempotency: IdempotencyStore, store: Store, clock: ManualClock
+) -> None:
+    """A busy day leaves more expired records than one batch; the purge must take them all."""
+    expired_at = clock.now() - timedelta(seconds=1)
+    rows = [
+        {
+            "client_id": f"client-{n % 7}",
+            "key": f"k{n}",
+            "fingerprint": FP,
+            "state": "completed",
+            "status_code": 201,
+            "response_headers": {},
+            "response_body": b"{}",
+            "created_at": expired_at - RETENTION,
+            "completed_at": expired_at - RETENTION,
+            "expires_at": expired_at,
+        }
+        for n in range(10_001)
+    ]
+    await store.database.write(lambda conn: conn.execute(idempotency_keys.insert(), rows))
+    assert await idempotency.begin(CLIENT, "live", FP) is None
+
+    assert await idempotency.purge() == 10_000
+    assert await idempotency.purge() == 1
+    assert await idempotency.purge() == 0
+    assert await count_records(store) == 1
+    assert await record(store, "live") is not None
+
+
 async def test_twenty_concurrent_first_requests_let_exactly_one_proceed(
     idempotency: IdempotencyStore,
 ) -> None:

@@ -530,3 +530,38 @@ async def test_switching_the_signing_algorithm_takes_effect_through_rotation(
     assert header_of(before)["alg"] == "ES256"
     assert header_of(after)["alg"] == "RS256"
     assert still_valid.status_code == valid.status_code == 404
+
+
+async def test_a_token_already_accepted_is_checked_again_on_every_request(
+    gateway: Gateway,
+    anonymous: httpx.AsyncClient,
+    partner_secret: tuple[str, str],
+    clock: ManualClock,
+) -> None:
+    """The verifier remembers signatures it checked; never what the claims and keys say."""
+    token = await _partner_token(anonymous, partner_secret)
+    accepted = [(await anonymous.get(PARTNER_READ, headers=bearer(token))).status_code]
+    accepted.append((await anonymous.get(PARTNER_READ, headers=bearer(token))).status_code)
+
+    other_layer = await anonymous.get("/process/v1/orders/x", headers=bearer(token))
+    started = clock.now()
+    clock.set(started - timedelta(minutes=5))
+    not_yet_valid = await anonymous.get(PARTNER_READ, headers=bearer(token))
+    clock.set(started)
+    tampered_head, _, signature = token.split(".")
+    claims = claims_of(token) | {"channel": "marketplace"}
+    forged_body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    forged = await anonymous.get(
+        PARTNER_READ, headers=bearer(f"{tampered_head}.{forged_body}.{signature}")
+    )
+    gateway.keys.rotate()
+    gateway.keys.rotate()
+    clock.advance(timedelta(seconds=gateway.settings.signing_key_grace_seconds + 1))
+    gateway.keys.invalidate()
+    key_gone = await anonymous.get(PARTNER_READ, headers=bearer(token))
+
+    assert accepted == [404, 404]
+    assert other_layer.status_code == 401
+    assert not_yet_valid.status_code == 401
+    assert forged.status_code == 401
+    assert key_gone.status_code == 401
