@@ -153,6 +153,14 @@ _APPS = (
     ("/.well-known", "oauth"),
 )
 UNMATCHED_ROUTE = "(unmatched)"
+# The request methods counted by name; any other (a client may send any token) counts as
+# `other`, so made-up methods cannot add series.
+KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+OTHER_METHOD = "other"
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
 def app_of(path: str) -> str:
@@ -193,7 +201,7 @@ class RequestMetricsMiddleware:
             else:
                 template = UNMATCHED_ROUTE
             app = app_of(str(scope.get("path", "")))
-            method = str(scope.get("method", ""))
+            method = method_label(str(scope.get("method", "")))
             HTTP_REQUESTS.labels(app, template, method, str(status)).inc()
             HTTP_LATENCY.labels(app, template, method).observe(time.perf_counter() - started)
 

@@ -151,6 +151,42 @@ async def test_requests_are_counted_by_app_route_template_method_and_status(
     assert not any("ord_missing" in route or "no/such" in route for route in routes)
 
 
+async def test_made_up_request_methods_are_counted_as_other_and_add_no_series(
+    client: httpx.AsyncClient,
+) -> None:
+    before = await scrape(client)
+    for n in range(3):
+        await client.request(f"XMETHOD{n}", "/nope")
+        await client.request(f"XMETHOD{n}", "/healthz")
+    after = await scrape(client)
+
+    methods = {s["method"] for s in after.series("gateway_http_requests_total")}
+    assert not any(m.startswith("XMETHOD") for m in methods)
+    unmatched = {"app": "gateway", "route": "(unmatched)", "method": "other", "status": "404"}
+    assert (
+        after.value("gateway_http_requests_total", **unmatched)
+        == (before.get("gateway_http_requests_total", **unmatched) or 0) + 3
+    )
+    assert (
+        after.value(
+            "gateway_http_request_duration_seconds_count",
+            app="gateway",
+            route="/healthz",
+            method="other",
+        )
+        - (
+            before.get(
+                "gateway_http_request_duration_seconds_count",
+                app="gateway",
+                route="/healthz",
+                method="other",
+            )
+            or 0
+        )
+        == 3
+    )
+
+
 async def test_partner_requests_are_counted_under_the_partner_app_and_token_calls_under_oauth(
     gateway: Gateway, app: FastAPI
 ) -> None:
