@@ -191,7 +191,7 @@ def create_console_app(
         )
 
     def check_csrf(session: Session, token: str) -> None:
-        if not token or not secrets.compare_digest(token, session.csrf_token):
+        if not token or not secrets.compare_digest(token.encode(), session.csrf_token.encode()):
             raise ConsoleError(403, "The form is stale or was not sent by the console: reload it.")
 
     def redirect(request: Request, route: str, notice: str | None = None, **path: Any) -> Response:
@@ -248,7 +248,11 @@ def create_console_app(
         form_token: Annotated[str, Form(max_length=100)] = "",
     ) -> Response:
         cookie = request.cookies.get(SIGN_IN_COOKIE, "")
-        if not form_token or not cookie or not secrets.compare_digest(form_token, cookie):
+        if (
+            not form_token
+            or not cookie
+            or not secrets.compare_digest(form_token.encode(), cookie.encode())
+        ):
             return sign_in_form(request, "The form expired: please try again.", 403)
         username = username.strip().lower()
         address = request.client.host if request.client else "unknown"

@@ -144,6 +144,25 @@ async def test_a_sign_in_form_not_sent_by_the_console_is_refused(
     assert (await browser.get("/ops/")).status_code == 303
 
 
+async def test_a_non_ascii_form_or_csrf_token_is_refused_as_stale_not_an_error(
+    gateway: Gateway, browser: httpx.AsyncClient
+) -> None:
+    add_operator(gateway)
+    await browser.get("/ops/sign-in")
+
+    sign_in_form = await browser.post(
+        "/ops/sign-in", data={"username": "alice", "password": PASSWORD, "form_token": "é"}
+    )
+    assert (await sign_in(browser)).status_code == 303
+    sign_out = await browser.post("/ops/sign-out", data={"csrf_token": "é"})
+
+    assert sign_in_form.status_code == 403
+    assert "The form expired" in sign_in_form.text
+    assert sign_out.status_code == 403
+    assert "The form is stale" in sign_out.text
+    assert (await browser.get("/ops/")).status_code == 200  # still signed in
+
+
 async def test_sign_in_attempts_are_throttled_even_with_the_right_password(
     database_url: str, clock: ManualClock
 ) -> None:
