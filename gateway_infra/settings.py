@@ -365,7 +365,17 @@ class Settings(BaseSettings):
             burst=5, burst_window_seconds=60, sustained=20, sustained_window_seconds=3600
         ),
         description=(
-            "Sign-in attempts to the ops console allowed per username and per client address."
+            "Failed sign-ins to the ops console allowed per username from one client address."
+        ),
+    )
+    ops_sign_in_wide_throttle: ThrottleTier = Field(
+        default=ThrottleTier(
+            burst=20, burst_window_seconds=300, sustained=100, sustained_window_seconds=3600
+        ),
+        description=(
+            "Failed sign-ins to the ops console allowed per username from any address, and per "
+            "client address for any username: the looser caps against guessing from many "
+            "addresses or many usernames."
         ),
     )
 

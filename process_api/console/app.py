@@ -3,7 +3,8 @@
 Operators sign in with a password (accounts from `retail-gateway operators add`); the session
 cookie is HttpOnly, SameSite=Strict and Secure (unless GATEWAY_OPS_COOKIE_SECURE=false for plain
 http development). Every POST carries the session's CSRF token (the sign-in form a token of its
-own, double-submitted in a cookie), and sign-in attempts are throttled per username and address.
+own, double-submitted in a cookie), and failed sign-ins are limited per username and address,
+with looser caps per username and per address.
 """
 
 from __future__ import annotations
@@ -256,9 +257,16 @@ def create_console_app(
             return sign_in_form(request, "The form expired: please try again.", 403)
         username = username.strip().lower()
         address = request.client.host if request.client else "unknown"
-        tier = settings.ops_sign_in_throttle
-        for subject in (f"user:{username}", f"address:{address}"):
-            decision = await throttle.check(THROTTLE_NAMESPACE, subject, tier)
+        # Only failures count: the tight limit per username and address, so a stranger's
+        # guesses do not lock the operator out elsewhere; looser caps per username (guessing
+        # from many addresses) and per address (trying many usernames).
+        buckets = (
+            (f"pair:{username}|{address}", settings.ops_sign_in_throttle),
+            (f"user:{username}", settings.ops_sign_in_wide_throttle),
+            (f"address:{address}", settings.ops_sign_in_wide_throttle),
+        )
+        for subject, tier in buckets:
+            decision = await throttle.peek(THROTTLE_NAMESPACE, subject, tier)
             if not decision.allowed:
                 return sign_in_form(
                     request,
@@ -268,8 +276,10 @@ def create_console_app(
                 )
         signed_in = await operators.sign_in(username, password) if username else None
         if signed_in is None:
+            for subject, tier in buckets:
+                await throttle.check(THROTTLE_NAMESPACE, subject, tier)
             return sign_in_form(request, "Wrong username or password.", 401)
-        await throttle.clear(THROTTLE_NAMESPACE, f"user:{username}", tier)
+        await throttle.clear(THROTTLE_NAMESPACE, buckets[0][0], buckets[0][1])
         response = RedirectResponse(
             _safe_next(request) or console_path(request, "overview"), status_code=303
         )

@@ -187,6 +187,62 @@ async def test_sign_in_attempts_are_throttled_even_with_the_right_password(
         await tight.aclose()
 
 
+def browser_at(app: FastAPI, address: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url=CONSOLE_URL)
+
+
+async def test_guesses_from_another_address_do_not_lock_the_operator_out(
+    gateway: Gateway, app: FastAPI
+) -> None:
+    add_operator(gateway)
+    async with browser_at(app, "203.0.113.9") as stranger:
+        guesses = [(await sign_in(stranger, password=f"guess {n}")).status_code for n in range(6)]
+    async with browser_at(app, "198.51.100.7") as alice:
+        own = await sign_in(alice)
+
+    assert guesses == [401] * 5 + [429]  # the tight limit: this username from this address
+    assert own.status_code == 303
+
+
+async def test_successful_sign_ins_are_not_counted_against_the_limits(
+    gateway: Gateway, app: FastAPI
+) -> None:
+    add_operator(gateway)
+    async with browser_at(app, "198.51.100.7") as alice:
+        answers = [(await sign_in(alice)).status_code for _ in range(8)]
+
+    assert answers == [303] * 8
+
+
+async def test_failed_sign_ins_from_many_addresses_meet_the_looser_cap_per_username(
+    database_url: str, clock: ManualClock
+) -> None:
+    capped = start_gateway(
+        make_settings(
+            database_url,
+            ops_sign_in_wide_throttle={"burst": 4, "burst_window_seconds": 600, "sustained": 10},
+        ),
+        clock,
+    )
+    try:
+        add_operator(capped)
+        app = build_app(capped, run_background=False)
+        guesses = []
+        for n in range(4):
+            async with browser_at(app, f"203.0.113.{n + 1}") as stranger:
+                guesses.append((await sign_in(stranger, password="guess")).status_code)
+        async with browser_at(app, "198.51.100.7") as alice:
+            capped_out = await sign_in(alice)
+            other_user = await sign_in(alice, username="bob")
+    finally:
+        await capped.aclose()
+
+    assert guesses == [401] * 4
+    assert capped_out.status_code == 429
+    assert other_user.status_code == 401  # the cap is on alice's name, not on this address
+
+
 async def test_signing_out_ends_the_session_on_the_server(
     gateway: Gateway, signed_in: httpx.AsyncClient
 ) -> None:
