@@ -407,11 +407,12 @@ class Settings(BaseSettings):
     metrics_enabled: bool = Field(
         default=True, description="Serve Prometheus metrics at /metrics (docs/metrics.md)."
     )
-    metrics_allowed_networks: str = Field(
-        default="127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+    metrics_allowed_networks: str | None = Field(
+        default=None,
         description=(
             "Client addresses (comma-separated networks) /metrics answers; others get 403. "
-            "Default: loopback and private networks, where a scraper sits beside the gateway."
+            "Unset: loopback only (127.0.0.0/8, ::1), or loopback and private networks when "
+            "metrics_bearer_token is set."
         ),
     )
     metrics_bearer_token: SecretStr | None = Field(
@@ -473,10 +474,8 @@ class Settings(BaseSettings):
                 "amazon_profile needs amazon_lwa_client_id, amazon_lwa_client_secret and "
                 "amazon_lwa_refresh_token"
             )
-        return self
-
         try:
-            parse_networks(self.metrics_allowed_networks)
+            parse_networks(self.metrics_allowed_networks or "")
         except ValueError as exc:
             raise ValueError(f"metrics_allowed_networks: {exc}") from exc
         return self
