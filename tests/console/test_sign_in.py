@@ -126,7 +126,28 @@ async def test_a_wrong_password_or_unknown_operator_is_refused_and_audited(
     assert not any(c.startswith("ops_session=") for c in wrong.headers.get_list("set-cookie"))
     assert (await browser.get("/ops/")).status_code == 303
     refused = await AuditLog(gateway.store).entries(action="operator.sign_in_refused")
-    assert [e.subject for e in refused] == ["operator/mallory", "operator/alice"]
+    assert [e.actor for e in refused] == ["operator:(unknown)", "operator:alice"]
+    assert refused[0].subject.startswith("operator/(unknown):")
+    assert refused[1].subject == "operator/alice"
+
+
+async def test_an_unknown_username_is_audited_as_a_hash_never_as_typed(
+    gateway: Gateway, browser: httpx.AsyncClient
+) -> None:
+    """People type their password into the username field; it must not land in the audit log."""
+    add_operator(gateway)
+
+    for typed in ("hunter2-secret", "hunter2-secret", "someone-else"):
+        assert (await sign_in(browser, username=typed)).status_code == 401
+
+    refused = await AuditLog(gateway.store).entries(action="operator.sign_in_refused")
+    stored = [(e.actor, e.subject, e.before, e.after) for e in refused]
+    assert "hunter2" not in repr(stored) and "someone" not in repr(stored)
+    assert {e.actor for e in refused} == {"operator:(unknown)"}
+    other, again, first = (e.subject for e in refused)  # newest first
+    assert again == first  # the same name tried twice shows as such
+    assert other != first
+    assert len(first) == len("operator/(unknown):") + 12
 
 
 async def test_a_sign_in_form_not_sent_by_the_console_is_refused(
