@@ -59,17 +59,28 @@ async def gateway(database_url: str, clock: ManualClock) -> AsyncIterator[Gatewa
     await built.aclose()
 
 
-async def test_unconfirmed_availability_past_five_minutes_opens_one_exception_until_confirmed(
-    gateway: Gateway, client: httpx.AsyncClient, clock: ManualClock
-) -> None:
+@pytest.fixture
+async def webshop(gateway: Gateway) -> None:
+    """The webshop channel, to which counted availability is published."""
     await gateway.channels.seed(
         [ChannelProfile(channel="webshop", name="Webshop", currency="EUR")], actor="test"
     )
+
+
+async def count(client: httpx.AsyncClient, clock: ManualClock, sku: str = "MUG-RED-350") -> None:
+    """A stock count now: its availability is published to the webshop, unconfirmed."""
     counted = await client.post(
         "/process/v1/inventory/counts",
-        json={"as_of": clock.now().isoformat(), "counts": [{"sku": "MUG-RED-350", "on_hand": 7}]},
+        json={"as_of": clock.now().isoformat(), "counts": [{"sku": sku, "on_hand": 7}]},
     )
     assert counted.status_code == 200, counted.text
+
+
+@pytest.mark.usefixtures("webshop")
+async def test_unconfirmed_availability_past_five_minutes_opens_one_exception_until_confirmed(
+    gateway: Gateway, client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    await count(client, clock)
     await gateway.sla_check.job.ensure_scheduled()
 
     clock.advance(timedelta(minutes=4))
@@ -124,16 +135,11 @@ async def test_unconfirmed_availability_past_five_minutes_opens_one_exception_un
     assert figures_cleared.value("gateway_inventory_sync_lag_seconds", channel="webshop") == 0
 
 
+@pytest.mark.usefixtures("webshop")
 async def test_a_breach_closed_by_a_person_is_not_raised_again_while_it_lasts(
     gateway: Gateway, client: httpx.AsyncClient, clock: ManualClock
 ) -> None:
-    await gateway.channels.seed(
-        [ChannelProfile(channel="webshop", name="Webshop", currency="EUR")], actor="test"
-    )
-    await client.post(
-        "/process/v1/inventory/counts",
-        json={"as_of": clock.now().isoformat(), "counts": [{"sku": "MUG-RED-350", "on_hand": 7}]},
-    )
+    await count(client, clock)
     clock.advance(timedelta(minutes=6))
     assert (await gateway.sla_check.run_once()).opened == 1
     [raised] = sla_exceptions(gateway, "sla_inventory_sync_lag")
