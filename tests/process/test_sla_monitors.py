@@ -18,6 +18,7 @@ from gateway_infra.auth.clients import ClientKind
 from gateway_infra.clock import ManualClock
 from process_api.exceptions import list_exceptions
 from process_api.monitoring import (
+    SlaCheck,
     SlaMonitor,
     SlaMonitors,
     SlaMonitorsConfigError,
@@ -154,6 +155,30 @@ async def test_a_breach_closed_by_a_person_is_not_raised_again_while_it_lasts(
     assert (later.opened, later.resolved) == (0, 0)
     assert [e.status for e in sla_exceptions(gateway, "sla_inventory_sync_lag")] == [
         ExceptionStatus.IGNORED
+    ]
+
+
+@pytest.mark.usefixtures("webshop")
+async def test_a_breach_the_gateway_resolved_is_raised_again_when_it_is_found_again(
+    gateway: Gateway, client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """The monitor switched off for a while (a gateway started without the rule) resolves the
+    exception; switched on again, the breach that still lasts is raised again, as nobody
+    closed it by hand."""
+    await count(client, clock)
+    clock.advance(timedelta(minutes=6))
+    first = await gateway.sla_check.run_once()
+    switched_off = SlaMonitors(
+        [SlaMonitor(workflow=SlaWorkflow.INVENTORY_SYNC, channel="webshop", enabled=False)]
+    )
+    off = await SlaCheck(gateway.store, switched_off, timedelta(minutes=1)).run_once()
+    clock.advance(timedelta(minutes=1))
+    on_again = await gateway.sla_check.run_once()
+
+    assert [(r.opened, r.resolved) for r in (first, off, on_again)] == [(1, 0), (0, 1), (1, 0)]
+    assert sorted(e.status for e in sla_exceptions(gateway, "sla_inventory_sync_lag")) == [
+        ExceptionStatus.OPEN,
+        ExceptionStatus.RESOLVED,
     ]
 
 
