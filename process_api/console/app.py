@@ -9,6 +9,7 @@ with looser caps per username and per address.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -47,6 +48,7 @@ from process_api.exceptions.service import ExceptionQueue
 from process_api.order_to_cash.service import OrderService
 
 HERE = Path(__file__).parent
+log = logging.getLogger("gateway.console")
 SESSION_COOKIE = "ops_session"
 SIGN_IN_COOKIE = "ops_sign_in"
 THROTTLE_NAMESPACE = "ops-sign-in"
@@ -407,6 +409,19 @@ def create_console_app(
             raise ConsoleError(404, f"No exception {exception_id}.")
         return record
 
+    async def record_done(**entry: Any) -> None:
+        """The audit entry of an action already carried out by its service (in transactions
+        of its own, which record the operator in the exception's history or the delivery row).
+        If writing it fails the action still happened: the failure is logged and the operator
+        sees the action's outcome, not an error inviting a retry that would be refused."""
+        try:
+            await audit.record(**entry)
+        except Exception:
+            log.exception(
+                "audit entry of a console action not recorded",
+                extra={"audit_action": entry.get("action"), "subject": entry.get("subject")},
+            )
+
     async def act_on_exception(
         session: Session,
         exception_id: str,
@@ -422,7 +437,7 @@ def create_console_app(
             raise ConsoleError(404, f"No exception {exception_id}.") from exc
         except ProblemError as exc:  # e.g. the order service: an order that shipped
             raise ConsoleError(exc.problem.status, str(exc)) from exc
-        await audit.record(
+        await record_done(
             actor=session.operator.actor,
             action=f"exception.{action}",
             subject=f"exception/{exception_id}",
@@ -514,7 +529,7 @@ def create_console_app(
             raise ConsoleError(404, str(exc)) from exc
         except NotReplayable as exc:
             raise ConsoleError(409, str(exc)) from exc
-        await audit.record(
+        await record_done(
             actor=session.operator.actor,
             action="delivery.replayed",
             subject=f"delivery/{delivery_id}",
