@@ -64,6 +64,8 @@ NOTICES = {
     "replayed": "Dead letter replayed: a new series of delivery attempts has started.",
     "signed_out": "Signed out.",
 }
+# The notice after resolving, by the exception's new status; still open: a retry is running.
+CLOSED_NOTICES = {ExceptionStatus.RESOLVED: "resolved", ExceptionStatus.IGNORED: "ignored"}
 SECURITY_HEADERS = [
     (
         b"content-security-policy",
@@ -423,14 +425,19 @@ def create_console_app(
             )
 
     async def act_on_exception(
+        request: Request,
         session: Session,
         exception_id: str,
         action: str,
-        work: Callable[[], Awaitable[ExceptionRecord]],
-    ) -> ExceptionRecord:
+        work: Callable[[str], Awaitable[ExceptionRecord]],
+        *,
+        notice: str | None = None,
+    ) -> Response:
+        """Carry out `work` (given the operator as actor) on the exception, audit it, and go
+        back to the exception's page with `notice`, or the one its new status calls for."""
         before = await _exception(exception_id)
         try:
-            after = await work()
+            after = await work(session.operator.actor)
         except (ExceptionClosed, ActionNotApplicable) as exc:
             raise ConsoleError(409, str(exc)) from exc
         except ExceptionNotFound as exc:
@@ -445,7 +452,8 @@ def create_console_app(
             before=_exception_state(before),
             after=_exception_state(after),
         )
-        return after
+        shown = notice or CLOSED_NOTICES.get(after.status, "retrying")
+        return redirect(request, "exception", shown, exception_id=exception_id)
 
     @app.post("/exceptions/{exception_id}/acknowledge", name="acknowledge")
     async def acknowledge(
@@ -456,15 +464,15 @@ def create_console_app(
         note: Annotated[str, Form(max_length=4000)] = "",
     ) -> Response:
         check_csrf(session, csrf_token)
-        await act_on_exception(
+        text = note.strip() or None
+        return await act_on_exception(
+            request,
             session,
             exception_id,
             "acknowledged",
-            lambda: exceptions.acknowledge(
-                exception_id, actor=session.operator.actor, note=note.strip() or None
-            ),
+            lambda actor: exceptions.acknowledge(exception_id, actor=actor, note=text),
+            notice="acknowledged",
         )
-        return redirect(request, "exception", "acknowledged", exception_id=exception_id)
 
     @app.post("/exceptions/{exception_id}/resolve", name="resolve")
     async def resolve(
@@ -482,19 +490,13 @@ def create_console_app(
         text = note.strip() or None
         if chosen in (ResolveAction.FIXED_BY_HAND, ResolveAction.IGNORE) and not text:
             raise ConsoleError(422, f"{chosen.value} needs a note saying why.")
-        after = await act_on_exception(
+        return await act_on_exception(
+            request,
             session,
             exception_id,
             f"resolve.{chosen.value}",
-            lambda: exceptions.resolve(
-                exception_id, chosen, actor=session.operator.actor, note=text
-            ),
+            lambda actor: exceptions.resolve(exception_id, chosen, actor=actor, note=text),
         )
-        notice = {
-            ExceptionStatus.RESOLVED: "resolved",
-            ExceptionStatus.IGNORED: "ignored",
-        }.get(after.status, "retrying")
-        return redirect(request, "exception", notice, exception_id=exception_id)
 
     @app.get("/dead-letters", name="dead_letters", response_class=HTMLResponse)
     async def dead_letters(request: Request, session: SessionDep, channel: str = "") -> Response:
