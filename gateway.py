@@ -514,6 +514,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
                     settings.metrics_bearer_token.get_secret_value()
                     if settings.metrics_bearer_token
                     else None,
+                    trust_forwarded=settings.forwarded_allow_ips is not None,
                 ),
                 {
                     "infrastructure": infra_figures(gateway.database),

@@ -153,6 +153,14 @@ _APPS = (
     ("/.well-known", "oauth"),
 )
 UNMATCHED_ROUTE = "(unmatched)"
+# The request methods counted by name; any other (a client may send any token) counts as
+# `other`, so made-up methods cannot add series.
+KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+OTHER_METHOD = "other"
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
 def app_of(path: str) -> str:
@@ -193,7 +201,7 @@ class RequestMetricsMiddleware:
             else:
                 template = UNMATCHED_ROUTE
             app = app_of(str(scope.get("path", "")))
-            method = str(scope.get("method", ""))
+            method = method_label(str(scope.get("method", "")))
             HTTP_REQUESTS.labels(app, template, method, str(status)).inc()
             HTTP_LATENCY.labels(app, template, method).observe(time.perf_counter() - started)
 
@@ -270,13 +278,30 @@ class _Union(Collector):
 # ---------------------------------------------------------------- access and the endpoint
 
 
+LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128"
+PRIVATE_NETWORKS = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+FORWARDED_HEADERS = ("forwarded", "x-forwarded-for")
+
+
 class MetricsAccess:
     """Who may scrape: a client address inside an allowed network and, when a token is set, the
-    bearer token too."""
+    bearer token too.
 
-    def __init__(self, networks: str, bearer_token: str | None) -> None:
+    Networks unset: loopback only, or loopback and private networks when a token is set. A
+    request that came through a proxy the gateway does not trust (it carries Forwarded or
+    X-Forwarded-For and `trust_forwarded` is false) is refused unless a token is set: its
+    address is the proxy's, which says nothing about the caller."""
+
+    def __init__(
+        self, networks: str | None, bearer_token: str | None, *, trust_forwarded: bool = False
+    ) -> None:
+        if networks is None:
+            networks = LOOPBACK_NETWORKS
+            if bearer_token is not None:
+                networks += "," + PRIVATE_NETWORKS
         self.networks = parse_networks(networks)
         self.bearer_token = bearer_token
+        self.trust_forwarded = trust_forwarded
 
     def refusal(self, request: Request) -> Response | None:
         host = request.client.host if request.client else None
@@ -286,6 +311,14 @@ class MetricsAccess:
             address = None
         if address is None or not any(address in network for network in self.networks):
             return problem_response(FORBIDDEN, "metrics are not served to this address")
+        if (
+            self.bearer_token is None
+            and not self.trust_forwarded
+            and any(name in request.headers for name in FORWARDED_HEADERS)
+        ):
+            return problem_response(
+                FORBIDDEN, "metrics are not served through a proxy the gateway does not trust"
+            )
         if self.bearer_token is not None:
             scheme, _, supplied = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(

@@ -365,7 +365,17 @@ class Settings(BaseSettings):
             burst=5, burst_window_seconds=60, sustained=20, sustained_window_seconds=3600
         ),
         description=(
-            "Sign-in attempts to the ops console allowed per username and per client address."
+            "Failed sign-ins to the ops console allowed per username from one client address."
+        ),
+    )
+    ops_sign_in_wide_throttle: ThrottleTier = Field(
+        default=ThrottleTier(
+            burst=20, burst_window_seconds=300, sustained=100, sustained_window_seconds=3600
+        ),
+        description=(
+            "Failed sign-ins to the ops console allowed per username from any address, and per "
+            "client address for any username: the looser caps against guessing from many "
+            "addresses or many usernames."
         ),
     )
 
@@ -397,11 +407,12 @@ class Settings(BaseSettings):
     metrics_enabled: bool = Field(
         default=True, description="Serve Prometheus metrics at /metrics (docs/metrics.md)."
     )
-    metrics_allowed_networks: str = Field(
-        default="127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+    metrics_allowed_networks: str | None = Field(
+        default=None,
         description=(
             "Client addresses (comma-separated networks) /metrics answers; others get 403. "
-            "Default: loopback and private networks, where a scraper sits beside the gateway."
+            "Unset: loopback only (127.0.0.0/8, ::1), or loopback and private networks when "
+            "metrics_bearer_token is set."
         ),
     )
     metrics_bearer_token: SecretStr | None = Field(
@@ -463,10 +474,8 @@ class Settings(BaseSettings):
                 "amazon_profile needs amazon_lwa_client_id, amazon_lwa_client_secret and "
                 "amazon_lwa_refresh_token"
             )
-        return self
-
         try:
-            parse_networks(self.metrics_allowed_networks)
+            parse_networks(self.metrics_allowed_networks or "")
         except ValueError as exc:
             raise ValueError(f"metrics_allowed_networks: {exc}") from exc
         return self

@@ -202,6 +202,25 @@ class Throttle:
             self._recovered()
         return decision
 
+    async def peek(self, namespace: str, subject: str, tier: ThrottleTier) -> ThrottleDecision:
+        """Whether `subject` has quota left in `namespace`, counting nothing: for limits that
+        count only some outcomes (failed sign-ins), read before the attempt and `check`ed
+        after a failure. Storage outages are handled as in `check`."""
+        if not namespace or "/" in namespace:
+            raise ValueError(f"namespace must be non-empty and contain no '/': {namespace!r}")
+        policies = _policies(tier)
+        if self._paused_until and time.monotonic() < self._paused_until:
+            return self._unavailable(tier, None)
+        try:
+            stats = await self._stats(namespace, subject, policies)
+        except _STORAGE_ERRORS as exc:
+            return self._unavailable(tier, exc)
+        if self._outage_started is not None:
+            self._recovered()
+        if any(s.remaining < 1 for s in stats):
+            return _refused(tier, policies, stats)
+        return ThrottleDecision(True, None, _headers(tier, policies, stats, time.time()))
+
     async def _count(
         self, namespace: str, subject: str, tier: ThrottleTier, policies: Sequence[_Policy]
     ) -> ThrottleDecision:

@@ -3,11 +3,13 @@
 Operators sign in with a password (accounts from `retail-gateway operators add`); the session
 cookie is HttpOnly, SameSite=Strict and Secure (unless GATEWAY_OPS_COOKIE_SECURE=false for plain
 http development). Every POST carries the session's CSRF token (the sign-in form a token of its
-own, double-submitted in a cookie), and sign-in attempts are throttled per username and address.
+own, double-submitted in a cookie), and failed sign-ins are limited per username and address,
+with looser caps per username and per address.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -46,6 +48,7 @@ from process_api.exceptions.service import ExceptionQueue
 from process_api.order_to_cash.service import OrderService
 
 HERE = Path(__file__).parent
+log = logging.getLogger("gateway.console")
 SESSION_COOKIE = "ops_session"
 SIGN_IN_COOKIE = "ops_sign_in"
 THROTTLE_NAMESPACE = "ops-sign-in"
@@ -61,6 +64,8 @@ NOTICES = {
     "replayed": "Dead letter replayed: a new series of delivery attempts has started.",
     "signed_out": "Signed out.",
 }
+# The notice after resolving, by the exception's new status; still open: a retry is running.
+CLOSED_NOTICES = {ExceptionStatus.RESOLVED: "resolved", ExceptionStatus.IGNORED: "ignored"}
 SECURITY_HEADERS = [
     (
         b"content-security-policy",
@@ -191,7 +196,7 @@ def create_console_app(
         )
 
     def check_csrf(session: Session, token: str) -> None:
-        if not token or not secrets.compare_digest(token, session.csrf_token):
+        if not token or not secrets.compare_digest(token.encode(), session.csrf_token.encode()):
             raise ConsoleError(403, "The form is stale or was not sent by the console: reload it.")
 
     def redirect(request: Request, route: str, notice: str | None = None, **path: Any) -> Response:
@@ -248,13 +253,24 @@ def create_console_app(
         form_token: Annotated[str, Form(max_length=100)] = "",
     ) -> Response:
         cookie = request.cookies.get(SIGN_IN_COOKIE, "")
-        if not form_token or not cookie or not secrets.compare_digest(form_token, cookie):
+        if (
+            not form_token
+            or not cookie
+            or not secrets.compare_digest(form_token.encode(), cookie.encode())
+        ):
             return sign_in_form(request, "The form expired: please try again.", 403)
         username = username.strip().lower()
         address = request.client.host if request.client else "unknown"
-        tier = settings.ops_sign_in_throttle
-        for subject in (f"user:{username}", f"address:{address}"):
-            decision = await throttle.check(THROTTLE_NAMESPACE, subject, tier)
+        # Only failures count: the tight limit per username and address, so a stranger's
+        # guesses do not lock the operator out elsewhere; looser caps per username (guessing
+        # from many addresses) and per address (trying many usernames).
+        buckets = (
+            (f"pair:{username}|{address}", settings.ops_sign_in_throttle),
+            (f"user:{username}", settings.ops_sign_in_wide_throttle),
+            (f"address:{address}", settings.ops_sign_in_wide_throttle),
+        )
+        for subject, tier in buckets:
+            decision = await throttle.peek(THROTTLE_NAMESPACE, subject, tier)
             if not decision.allowed:
                 return sign_in_form(
                     request,
@@ -264,8 +280,10 @@ def create_console_app(
                 )
         signed_in = await operators.sign_in(username, password) if username else None
         if signed_in is None:
+            for subject, tier in buckets:
+                await throttle.check(THROTTLE_NAMESPACE, subject, tier)
             return sign_in_form(request, "Wrong username or password.", 401)
-        await throttle.clear(THROTTLE_NAMESPACE, f"user:{username}", tier)
+        await throttle.clear(THROTTLE_NAMESPACE, buckets[0][0], buckets[0][1])
         response = RedirectResponse(
             _safe_next(request) or console_path(request, "overview"), status_code=303
         )
@@ -393,22 +411,40 @@ def create_console_app(
             raise ConsoleError(404, f"No exception {exception_id}.")
         return record
 
+    async def record_done(**entry: Any) -> None:
+        """The audit entry of an action already carried out by its service (in transactions
+        of its own, which record the operator in the exception's history or the delivery row).
+        If writing it fails the action still happened: the failure is logged and the operator
+        sees the action's outcome, not an error inviting a retry that would be refused."""
+        try:
+            await audit.record(**entry)
+        except Exception:
+            log.exception(
+                "audit entry of a console action not recorded",
+                extra={"audit_action": entry.get("action"), "subject": entry.get("subject")},
+            )
+
     async def act_on_exception(
+        request: Request,
         session: Session,
         exception_id: str,
         action: str,
-        work: Callable[[], Awaitable[ExceptionRecord]],
-    ) -> ExceptionRecord:
+        work: Callable[[str], Awaitable[ExceptionRecord]],
+        *,
+        notice: str | None = None,
+    ) -> Response:
+        """Carry out `work` (given the operator as actor) on the exception, audit it, and go
+        back to the exception's page with `notice`, or the one its new status calls for."""
         before = await _exception(exception_id)
         try:
-            after = await work()
+            after = await work(session.operator.actor)
         except (ExceptionClosed, ActionNotApplicable) as exc:
             raise ConsoleError(409, str(exc)) from exc
         except ExceptionNotFound as exc:
             raise ConsoleError(404, f"No exception {exception_id}.") from exc
         except ProblemError as exc:  # e.g. the order service: an order that shipped
             raise ConsoleError(exc.problem.status, str(exc)) from exc
-        await audit.record(
+        await record_done(
             actor=session.operator.actor,
             action=f"exception.{action}",
             subject=f"exception/{exception_id}",
@@ -416,7 +452,8 @@ def create_console_app(
             before=_exception_state(before),
             after=_exception_state(after),
         )
-        return after
+        shown = notice or CLOSED_NOTICES.get(after.status, "retrying")
+        return redirect(request, "exception", shown, exception_id=exception_id)
 
     @app.post("/exceptions/{exception_id}/acknowledge", name="acknowledge")
     async def acknowledge(
@@ -427,15 +464,15 @@ def create_console_app(
         note: Annotated[str, Form(max_length=4000)] = "",
     ) -> Response:
         check_csrf(session, csrf_token)
-        await act_on_exception(
+        text = note.strip() or None
+        return await act_on_exception(
+            request,
             session,
             exception_id,
             "acknowledged",
-            lambda: exceptions.acknowledge(
-                exception_id, actor=session.operator.actor, note=note.strip() or None
-            ),
+            lambda actor: exceptions.acknowledge(exception_id, actor=actor, note=text),
+            notice="acknowledged",
         )
-        return redirect(request, "exception", "acknowledged", exception_id=exception_id)
 
     @app.post("/exceptions/{exception_id}/resolve", name="resolve")
     async def resolve(
@@ -453,19 +490,13 @@ def create_console_app(
         text = note.strip() or None
         if chosen in (ResolveAction.FIXED_BY_HAND, ResolveAction.IGNORE) and not text:
             raise ConsoleError(422, f"{chosen.value} needs a note saying why.")
-        after = await act_on_exception(
+        return await act_on_exception(
+            request,
             session,
             exception_id,
             f"resolve.{chosen.value}",
-            lambda: exceptions.resolve(
-                exception_id, chosen, actor=session.operator.actor, note=text
-            ),
+            lambda actor: exceptions.resolve(exception_id, chosen, actor=actor, note=text),
         )
-        notice = {
-            ExceptionStatus.RESOLVED: "resolved",
-            ExceptionStatus.IGNORED: "ignored",
-        }.get(after.status, "retrying")
-        return redirect(request, "exception", notice, exception_id=exception_id)
 
     @app.get("/dead-letters", name="dead_letters", response_class=HTMLResponse)
     async def dead_letters(request: Request, session: SessionDep, channel: str = "") -> Response:
@@ -500,7 +531,7 @@ def create_console_app(
             raise ConsoleError(404, str(exc)) from exc
         except NotReplayable as exc:
             raise ConsoleError(409, str(exc)) from exc
-        await audit.record(
+        await record_done(
             actor=session.operator.actor,
             action="delivery.replayed",
             subject=f"delivery/{delivery_id}",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -105,6 +106,8 @@ class Operators:
         self.store = store
         self.session_lifetime = session_lifetime
         self.hasher = hasher or default_hasher()
+        # Keys the hash that stands for an unknown username in the audit log; never stored.
+        self._unknown_key = secrets.token_bytes(32)
 
     @functools.cached_property
     def _decoy(self) -> str:
@@ -199,6 +202,9 @@ class Operators:
 
     # ------------------------------------------------------------ signing in and out
 
+    def _unknown(self, username: str) -> str:
+        return hmac.new(self._unknown_key, username.encode(), hashlib.sha256).hexdigest()[:12]
+
     async def sign_in(self, username: str, password: str) -> SignedIn | None:
         """A new session when the password is right and the operator active; None otherwise.
         Both outcomes are recorded in the audit log."""
@@ -213,12 +219,22 @@ class Operators:
         good = await anyio.to_thread.run_sync(self._verify, stored_hash, password)
         operator = _operator(row) if row is not None else None
         if operator is None or not operator.active or not good:
+            # An unknown username may be a password typed in the wrong field: the audit log
+            # gets a short keyed hash of it, the same for the same name while this process
+            # runs, so repeated tries show without the text.
+            if operator is not None:
+                actor, subject = f"operator:{username}", f"operator/{username}"
+            else:
+                actor, subject = (
+                    "operator:(unknown)",
+                    f"operator/(unknown):{self._unknown(username)}",
+                )
             await self.store.write(
                 lambda uow: audit.record(
                     uow,
-                    actor=f"operator:{username}"[:200],
+                    actor=actor,
                     action="operator.sign_in_refused",
-                    subject=f"operator/{username}"[:200],
+                    subject=subject,
                     after={"reason": "disabled" if good and operator else "wrong credentials"},
                 )
             )

@@ -18,13 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from sqlalchemy import Connection, and_, func, select
 
 from contracts import Money
-from contracts.exceptions import Severity
+from contracts.exceptions import ResolveAction, Severity
 from contracts.order import OrderStatus
 from gateway_infra.scheduler import Recurring
 from gateway_infra.unit_of_work import Store, UnitOfWork
 from process_api.channels.repository import load_rows, validate_each
 from process_api.exceptions.repository import open_exception, resolve_exceptions
 from process_api.tables import (
+    exception_history,
     exceptions,
     orders,
     price_publications,
@@ -367,7 +368,21 @@ def check(uow: UnitOfWork, monitors: SlaMonitors) -> CheckResult:
     return CheckResult(opened, resolved)
 
 
+# How a person closes an exception about a breach they accept (history action): such a breach
+# is not raised again while it lasts. One the gateway resolved (the SLA was met for a while)
+# does not count: a later breach with an earlier start is raised.
+CLOSED_BY_A_PERSON = (ResolveAction.FIXED_BY_HAND.value, ResolveAction.IGNORE.value)
+
+
 def _raised_since(conn: Connection, code: str, breach: Breach) -> bool:
+    closed_by_a_person = (
+        select(exception_history.c.id)
+        .where(
+            exception_history.c.exception_id == exceptions.c.exception_id,
+            exception_history.c.action.in_(CLOSED_BY_A_PERSON),
+        )
+        .exists()
+    )
     return (
         conn.execute(
             select(exceptions.c.exception_id)
@@ -376,6 +391,7 @@ def _raised_since(conn: Connection, code: str, breach: Breach) -> bool:
                     exceptions.c.code == code,
                     exceptions.c.subject == breach.subject,
                     exceptions.c.created_at >= breach.since,
+                    closed_by_a_person,
                 )
             )
             .limit(1)

@@ -3,6 +3,7 @@ layer's services, carries the session's CSRF token, and lands in the audit log."
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -154,6 +155,36 @@ async def test_acknowledging_and_resolving_go_through_the_queue_and_are_audited(
     assert entries[0].after["status"] == "resolved"  # type: ignore[index,call-overload]
     shown = await signed_in.get("/ops/audit", params={"subject": f"exception/{exception_id}"})
     assert "exception.resolve.fixed_by_hand" in shown.text
+
+
+async def test_an_action_whose_audit_entry_cannot_be_written_still_reports_its_outcome(
+    gateway: Gateway,
+    signed_in: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The queue has acknowledged the exception by then (its history names the operator): an
+    error page would invite a retry, which the queue refuses as already done."""
+    exception_id = await raise_exception(gateway, code="a", channel="webshop")
+    page = await signed_in.get(f"/ops/exceptions/{exception_id}")
+
+    async def unavailable(self: AuditLog, **entry: object) -> None:
+        raise OSError("audit store unavailable")
+
+    monkeypatch.setattr(AuditLog, "record", unavailable)
+    with caplog.at_level(logging.ERROR, logger="gateway.console"):
+        acknowledged = await signed_in.post(
+            f"/ops/exceptions/{exception_id}/acknowledge",
+            data={"csrf_token": form_token(page.text)},
+        )
+
+    assert acknowledged.status_code == 303
+    assert acknowledged.headers["location"].endswith("?notice=acknowledged")
+    record = await gateway.exceptions.get(exception_id)
+    assert record is not None and record.status.value == "acknowledged"
+    [logged] = [r for r in caplog.records if r.name == "gateway.console"]
+    assert "audit entry of a console action not recorded" in logged.getMessage()
+    assert logged.exc_info is not None
 
 
 @pytest.mark.parametrize("token", ["", "forged-token"])

@@ -126,7 +126,28 @@ async def test_a_wrong_password_or_unknown_operator_is_refused_and_audited(
     assert not any(c.startswith("ops_session=") for c in wrong.headers.get_list("set-cookie"))
     assert (await browser.get("/ops/")).status_code == 303
     refused = await AuditLog(gateway.store).entries(action="operator.sign_in_refused")
-    assert [e.subject for e in refused] == ["operator/mallory", "operator/alice"]
+    assert [e.actor for e in refused] == ["operator:(unknown)", "operator:alice"]
+    assert refused[0].subject.startswith("operator/(unknown):")
+    assert refused[1].subject == "operator/alice"
+
+
+async def test_an_unknown_username_is_audited_as_a_hash_never_as_typed(
+    gateway: Gateway, browser: httpx.AsyncClient
+) -> None:
+    """People type their password into the username field; it must not land in the audit log."""
+    add_operator(gateway)
+
+    for typed in ("hunter2-secret", "hunter2-secret", "someone-else"):
+        assert (await sign_in(browser, username=typed)).status_code == 401
+
+    refused = await AuditLog(gateway.store).entries(action="operator.sign_in_refused")
+    stored = [(e.actor, e.subject, e.before, e.after) for e in refused]
+    assert "hunter2" not in repr(stored) and "someone" not in repr(stored)
+    assert {e.actor for e in refused} == {"operator:(unknown)"}
+    other, again, first = (e.subject for e in refused)  # newest first
+    assert again == first  # the same name tried twice shows as such
+    assert other != first
+    assert len(first) == len("operator/(unknown):") + 12
 
 
 async def test_a_sign_in_form_not_sent_by_the_console_is_refused(
@@ -142,6 +163,25 @@ async def test_a_sign_in_form_not_sent_by_the_console_is_refused(
 
     assert response.status_code == 403
     assert (await browser.get("/ops/")).status_code == 303
+
+
+async def test_a_non_ascii_form_or_csrf_token_is_refused_as_stale_not_an_error(
+    gateway: Gateway, browser: httpx.AsyncClient
+) -> None:
+    add_operator(gateway)
+    await browser.get("/ops/sign-in")
+
+    sign_in_form = await browser.post(
+        "/ops/sign-in", data={"username": "alice", "password": PASSWORD, "form_token": "é"}
+    )
+    assert (await sign_in(browser)).status_code == 303
+    sign_out = await browser.post("/ops/sign-out", data={"csrf_token": "é"})
+
+    assert sign_in_form.status_code == 403
+    assert "The form expired" in sign_in_form.text
+    assert sign_out.status_code == 403
+    assert "The form is stale" in sign_out.text
+    assert (await browser.get("/ops/")).status_code == 200  # still signed in
 
 
 async def test_sign_in_attempts_are_throttled_even_with_the_right_password(
@@ -166,6 +206,62 @@ async def test_sign_in_attempts_are_throttled_even_with_the_right_password(
         assert "Too many sign-in attempts" in blocked.text
     finally:
         await tight.aclose()
+
+
+def browser_at(app: FastAPI, address: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url=CONSOLE_URL)
+
+
+async def test_guesses_from_another_address_do_not_lock_the_operator_out(
+    gateway: Gateway, app: FastAPI
+) -> None:
+    add_operator(gateway)
+    async with browser_at(app, "203.0.113.9") as stranger:
+        guesses = [(await sign_in(stranger, password=f"guess {n}")).status_code for n in range(6)]
+    async with browser_at(app, "198.51.100.7") as alice:
+        own = await sign_in(alice)
+
+    assert guesses == [401] * 5 + [429]  # the tight limit: this username from this address
+    assert own.status_code == 303
+
+
+async def test_successful_sign_ins_are_not_counted_against_the_limits(
+    gateway: Gateway, app: FastAPI
+) -> None:
+    add_operator(gateway)
+    async with browser_at(app, "198.51.100.7") as alice:
+        answers = [(await sign_in(alice)).status_code for _ in range(8)]
+
+    assert answers == [303] * 8
+
+
+async def test_failed_sign_ins_from_many_addresses_meet_the_looser_cap_per_username(
+    database_url: str, clock: ManualClock
+) -> None:
+    capped = start_gateway(
+        make_settings(
+            database_url,
+            ops_sign_in_wide_throttle={"burst": 4, "burst_window_seconds": 600, "sustained": 10},
+        ),
+        clock,
+    )
+    try:
+        add_operator(capped)
+        app = build_app(capped, run_background=False)
+        guesses = []
+        for n in range(4):
+            async with browser_at(app, f"203.0.113.{n + 1}") as stranger:
+                guesses.append((await sign_in(stranger, password="guess")).status_code)
+        async with browser_at(app, "198.51.100.7") as alice:
+            capped_out = await sign_in(alice)
+            other_user = await sign_in(alice, username="bob")
+    finally:
+        await capped.aclose()
+
+    assert guesses == [401] * 4
+    assert capped_out.status_code == 429
+    assert other_user.status_code == 401  # the cap is on alice's name, not on this address
 
 
 async def test_signing_out_ends_the_session_on_the_server(

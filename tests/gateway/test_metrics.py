@@ -41,25 +41,91 @@ def asgi_client(app: FastAPI, address: str = "127.0.0.1") -> httpx.AsyncClient:
 # ---------------------------------------------------------------- who may scrape
 
 
-async def test_metrics_answer_loopback_and_private_networks_and_refuse_others(
-    app: FastAPI,
-) -> None:
+async def statuses(app: FastAPI, addresses: Sequence[str], **headers: str) -> dict[str, int]:
     answers = {}
-    for address in ("127.0.0.1", "10.1.2.3", "192.168.7.7", "203.0.113.9", "8.8.8.8"):
+    for address in addresses:
+        async with asgi_client(app, address) as http:
+            answers[address] = (await http.get("/metrics", headers=headers)).status_code
+    return answers
+
+
+async def test_by_default_metrics_answer_only_loopback(app: FastAPI) -> None:
+    answers = {}
+    for address in ("127.0.0.1", "::1", "10.1.2.3", "192.168.7.7", "203.0.113.9"):
         async with asgi_client(app, address) as http:
             answers[address] = await http.get("/metrics")
 
     assert {a: r.status_code for a, r in answers.items()} == {
         "127.0.0.1": 200,
-        "10.1.2.3": 200,
-        "192.168.7.7": 200,
+        "::1": 200,
+        "10.1.2.3": 403,  # e.g. a load balancer in front of the gateway
+        "192.168.7.7": 403,
         "203.0.113.9": 403,
-        "8.8.8.8": 403,
     }
-    refused = answers["8.8.8.8"]
+    refused = answers["203.0.113.9"]
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["type"].endswith("/forbidden")
     assert "gateway_http_requests_total" not in refused.text
+
+
+async def test_with_a_token_and_no_networks_set_private_networks_may_scrape_with_the_token(
+    database_url: str, clock: ManualClock
+) -> None:
+    built = start_gateway(
+        make_settings(database_url, metrics_bearer_token="scrape-secret-0123456789"), clock
+    )
+    try:
+        app = build_app(built, run_background=False)
+        with_token = await statuses(
+            app,
+            ("127.0.0.1", "10.1.2.3", "203.0.113.9"),
+            Authorization="Bearer scrape-secret-0123456789",
+        )
+        without = await statuses(app, ("10.1.2.3",))
+    finally:
+        await built.aclose()
+
+    assert with_token == {"127.0.0.1": 200, "10.1.2.3": 200, "203.0.113.9": 403}
+    assert without == {"10.1.2.3": 401}
+
+
+async def test_configured_networks_may_scrape_without_a_token(
+    database_url: str, clock: ManualClock
+) -> None:
+    built = start_gateway(
+        make_settings(database_url, metrics_allowed_networks="127.0.0.0/8,10.0.0.0/8"), clock
+    )
+    try:
+        answers = await statuses(
+            build_app(built, run_background=False), ("127.0.0.1", "10.1.2.3", "192.168.7.7")
+        )
+    finally:
+        await built.aclose()
+
+    assert answers == {"127.0.0.1": 200, "10.1.2.3": 200, "192.168.7.7": 403}
+
+
+async def test_a_scrape_through_an_untrusted_proxy_is_refused(
+    database_url: str, app: FastAPI, clock: ManualClock
+) -> None:
+    """A reverse proxy on the same host makes every caller look like loopback; the forwarding
+    header gives it away unless GATEWAY_FORWARDED_ALLOW_IPS says the proxy is trusted (then
+    uvicorn puts the caller's address in its place)."""
+    proxied = await statuses(app, ("127.0.0.1",), **{"X-Forwarded-For": "203.0.113.9"})
+    forwarded = await statuses(app, ("127.0.0.1",), Forwarded="for=203.0.113.9")
+    built = start_gateway(make_settings(database_url, forwarded_allow_ips="127.0.0.1"), clock)
+    try:
+        trusted = await statuses(
+            build_app(built, run_background=False),
+            ("127.0.0.1",),
+            **{"X-Forwarded-For": "127.0.0.1"},
+        )
+    finally:
+        await built.aclose()
+
+    assert proxied == {"127.0.0.1": 403}
+    assert forwarded == {"127.0.0.1": 403}
+    assert trusted == {"127.0.0.1": 200}
 
 
 @pytest.fixture
@@ -149,6 +215,42 @@ async def test_requests_are_counted_by_app_route_template_method_and_status(
     )
     routes = {s["route"] for s in after.series("gateway_http_requests_total")}
     assert not any("ord_missing" in route or "no/such" in route for route in routes)
+
+
+async def test_made_up_request_methods_are_counted_as_other_and_add_no_series(
+    client: httpx.AsyncClient,
+) -> None:
+    before = await scrape(client)
+    for n in range(3):
+        await client.request(f"XMETHOD{n}", "/nope")
+        await client.request(f"XMETHOD{n}", "/healthz")
+    after = await scrape(client)
+
+    methods = {s["method"] for s in after.series("gateway_http_requests_total")}
+    assert not any(m.startswith("XMETHOD") for m in methods)
+    unmatched = {"app": "gateway", "route": "(unmatched)", "method": "other", "status": "404"}
+    assert (
+        after.value("gateway_http_requests_total", **unmatched)
+        == (before.get("gateway_http_requests_total", **unmatched) or 0) + 3
+    )
+    assert (
+        after.value(
+            "gateway_http_request_duration_seconds_count",
+            app="gateway",
+            route="/healthz",
+            method="other",
+        )
+        - (
+            before.get(
+                "gateway_http_request_duration_seconds_count",
+                app="gateway",
+                route="/healthz",
+                method="other",
+            )
+            or 0
+        )
+        == 3
+    )
 
 
 async def test_partner_requests_are_counted_under_the_partner_app_and_token_calls_under_oauth(

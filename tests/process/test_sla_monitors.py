@@ -18,6 +18,7 @@ from gateway_infra.auth.clients import ClientKind
 from gateway_infra.clock import ManualClock
 from process_api.exceptions import list_exceptions
 from process_api.monitoring import (
+    SlaCheck,
     SlaMonitor,
     SlaMonitors,
     SlaMonitorsConfigError,
@@ -59,17 +60,28 @@ async def gateway(database_url: str, clock: ManualClock) -> AsyncIterator[Gatewa
     await built.aclose()
 
 
-async def test_unconfirmed_availability_past_five_minutes_opens_one_exception_until_confirmed(
-    gateway: Gateway, client: httpx.AsyncClient, clock: ManualClock
-) -> None:
+@pytest.fixture
+async def webshop(gateway: Gateway) -> None:
+    """The webshop channel, to which counted availability is published."""
     await gateway.channels.seed(
         [ChannelProfile(channel="webshop", name="Webshop", currency="EUR")], actor="test"
     )
+
+
+async def count(client: httpx.AsyncClient, clock: ManualClock, sku: str = "MUG-RED-350") -> None:
+    """A stock count now: its availability is published to the webshop, unconfirmed."""
     counted = await client.post(
         "/process/v1/inventory/counts",
-        json={"as_of": clock.now().isoformat(), "counts": [{"sku": "MUG-RED-350", "on_hand": 7}]},
+        json={"as_of": clock.now().isoformat(), "counts": [{"sku": sku, "on_hand": 7}]},
     )
     assert counted.status_code == 200, counted.text
+
+
+@pytest.mark.usefixtures("webshop")
+async def test_unconfirmed_availability_past_five_minutes_opens_one_exception_until_confirmed(
+    gateway: Gateway, client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    await count(client, clock)
     await gateway.sla_check.job.ensure_scheduled()
 
     clock.advance(timedelta(minutes=4))
@@ -124,16 +136,11 @@ async def test_unconfirmed_availability_past_five_minutes_opens_one_exception_un
     assert figures_cleared.value("gateway_inventory_sync_lag_seconds", channel="webshop") == 0
 
 
+@pytest.mark.usefixtures("webshop")
 async def test_a_breach_closed_by_a_person_is_not_raised_again_while_it_lasts(
     gateway: Gateway, client: httpx.AsyncClient, clock: ManualClock
 ) -> None:
-    await gateway.channels.seed(
-        [ChannelProfile(channel="webshop", name="Webshop", currency="EUR")], actor="test"
-    )
-    await client.post(
-        "/process/v1/inventory/counts",
-        json={"as_of": clock.now().isoformat(), "counts": [{"sku": "MUG-RED-350", "on_hand": 7}]},
-    )
+    await count(client, clock)
     clock.advance(timedelta(minutes=6))
     assert (await gateway.sla_check.run_once()).opened == 1
     [raised] = sla_exceptions(gateway, "sla_inventory_sync_lag")
@@ -148,6 +155,30 @@ async def test_a_breach_closed_by_a_person_is_not_raised_again_while_it_lasts(
     assert (later.opened, later.resolved) == (0, 0)
     assert [e.status for e in sla_exceptions(gateway, "sla_inventory_sync_lag")] == [
         ExceptionStatus.IGNORED
+    ]
+
+
+@pytest.mark.usefixtures("webshop")
+async def test_a_breach_the_gateway_resolved_is_raised_again_when_it_is_found_again(
+    gateway: Gateway, client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """The monitor switched off for a while (a gateway started without the rule) resolves the
+    exception; switched on again, the breach that still lasts is raised again, as nobody
+    closed it by hand."""
+    await count(client, clock)
+    clock.advance(timedelta(minutes=6))
+    first = await gateway.sla_check.run_once()
+    switched_off = SlaMonitors(
+        [SlaMonitor(workflow=SlaWorkflow.INVENTORY_SYNC, channel="webshop", enabled=False)]
+    )
+    off = await SlaCheck(gateway.store, switched_off, timedelta(minutes=1)).run_once()
+    clock.advance(timedelta(minutes=1))
+    on_again = await gateway.sla_check.run_once()
+
+    assert [(r.opened, r.resolved) for r in (first, off, on_again)] == [(1, 0), (0, 1), (1, 0)]
+    assert sorted(e.status for e in sla_exceptions(gateway, "sla_inventory_sync_lag")) == [
+        ExceptionStatus.OPEN,
+        ExceptionStatus.RESOLVED,
     ]
 
 
