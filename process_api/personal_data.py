@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, exists, select, update
 
 from contracts import OrderStatus
+from gateway_infra.database import for_update
 from gateway_infra.logging import PERSONAL_DATA_KEYS, redact_text
 from gateway_infra.scheduler import Recurring
 from gateway_infra.tables import outbox
@@ -75,7 +76,13 @@ def strip_personal_data(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
-def _due_orders(conn: Connection, cutoff: datetime, *, limit: int | None) -> list[str]:
+def _due_orders(
+    conn: Connection,
+    cutoff: datetime,
+    *,
+    limit: int | None,
+    among: list[str] | None = None,
+) -> list[str]:
     recent_return = (
         exists()
         .where(returns.c.order_id == orders.c.order_id)
@@ -91,9 +98,39 @@ def _due_orders(conn: Connection, cutoff: datetime, *, limit: int | None) -> lis
         )
         .order_by(orders.c.updated_at, orders.c.order_id)
     )
+    if among is not None:
+        query = query.where(orders.c.order_id.in_(among))
     if limit is not None:
         query = query.limit(limit)
     return list(conn.execute(query).scalars())
+
+
+def _lock_still_due(conn: Connection, cutoff: datetime, order_ids: list[str]) -> list[str]:
+    """Those of the selected orders that are still due once nothing can change them any more.
+
+    On PostgreSQL the rows of the orders and of their returns are locked first (returns are
+    opened under their order's lock), then the conditions are checked again in a new statement,
+    which sees every change committed before the locks were granted: an order that changed, or
+    got a return or a change to one, since it was selected is left whole for a later round.
+    SQLite's write transactions are exclusive, so nothing changes there in between.
+    """
+    conn.execute(
+        for_update(
+            conn,
+            select(orders.c.order_id)
+            .where(orders.c.order_id.in_(order_ids))
+            .order_by(orders.c.order_id),
+        )
+    )
+    conn.execute(
+        for_update(
+            conn,
+            select(returns.c.return_id)
+            .where(returns.c.order_id.in_(order_ids))
+            .order_by(returns.c.return_id),
+        )
+    )
+    return _due_orders(conn, cutoff, limit=None, among=order_ids)
 
 
 def _events_to_strip(conn: Connection, order_ids: list[str]) -> list[tuple[int, dict[str, Any]]]:
@@ -139,29 +176,30 @@ def _texts_to_mask(conn: Connection, order_ids: list[str]) -> list[tuple[Any, An
 
 
 def purge_batch(uow: UnitOfWork, cutoff: datetime) -> tuple[int, int, int]:
-    """Purge up to BATCH due orders in this transaction: (orders, events, texts) changed."""
-    order_ids = _due_orders(uow.conn, cutoff, limit=BATCH)
-    if not order_ids:
+    """Purge up to BATCH due orders in this transaction: (orders, events, texts) changed.
+
+    Each order is purged whole or not at all: its row, its events and its texts change together,
+    and only once the order is known to be still due under lock.
+    """
+    selected = _due_orders(uow.conn, cutoff, limit=BATCH)
+    if not selected:
         return 0, 0, 0
-    events = _events_to_strip(uow.conn, order_ids)
+    order_ids = _lock_still_due(uow.conn, cutoff, selected)
+    if order_ids:
+        uow.conn.execute(
+            update(orders)
+            .where(orders.c.order_id.in_(order_ids))
+            .values(customer=None, shipping_address=None, personal_data_purged_at=uow.now)
+        )
+    events = _events_to_strip(uow.conn, order_ids) if order_ids else []
     for event_row_id, envelope in events:
         uow.conn.execute(
             update(outbox).where(outbox.c.id == event_row_id).values(envelope=envelope)
         )
-    texts = _texts_to_mask(uow.conn, order_ids)
+    texts = _texts_to_mask(uow.conn, order_ids) if order_ids else []
     for table, key, masked in texts:
         uow.conn.execute(update(table).where(key).values(reason=masked))
-    # The conditions again: an order that changed meanwhile is left for the next round.
-    purged = uow.conn.execute(
-        update(orders)
-        .where(
-            orders.c.order_id.in_(order_ids),
-            orders.c.personal_data_purged_at.is_(None),
-            orders.c.updated_at < cutoff,
-        )
-        .values(customer=None, shipping_address=None, personal_data_purged_at=uow.now)
-    ).rowcount
-    return int(purged), len(events), len(texts)
+    return len(order_ids), len(events), len(texts)
 
 
 def count_due(conn: Connection, cutoff: datetime) -> tuple[int, int, int]:

@@ -182,7 +182,8 @@ class PricingService:
                 copied = repo.load_entries(conn, book_id, base.version, base.currency)
                 repo.insert_entries(conn, book_id, number, copied.values())
             view = _version_view(conn, _require_version(conn, book_id, number))
-            _audit(uow, actor, "price_book.draft_opened", book_id, view.channel, None, view)
+            state = _version_state(view)
+            _audit(uow, actor, "price_book.draft_opened", book_id, view.channel, None, state)
             return view
 
         try:
@@ -194,7 +195,7 @@ class PricingService:
     async def discard_draft(self, book_id: str, version: int, *, actor: str) -> None:
         def unit(uow: UnitOfWork) -> None:
             draft = _require_draft(uow.conn, book_id, version)
-            before = _version_view(uow.conn, draft)
+            before = _version_state(_version_view(uow.conn, draft))
             repo.delete_draft(uow.conn, book_id, version)
             _audit(uow, actor, "price_book.draft_discarded", book_id, draft.channel, before, None)
 
@@ -227,7 +228,16 @@ class PricingService:
             repo.remove_entries(conn, book_id, version, None)
             repo.insert_entries(conn, book_id, version, [_entry(c, uow.now) for c in candidates])
             after = _version_view(conn, draft)
-            _audit(uow, actor, "price_book.entries_replaced", book_id, draft.channel, before, after)
+            _audit(
+                uow,
+                actor,
+                "price_book.entries_replaced",
+                book_id,
+                draft.channel,
+                _version_state(before),
+                _version_state(after)
+                | {"entry_changes": _entry_changes(before.entries, after.entries)},
+            )
             return after
 
         return await self.store.write(unit)
@@ -335,6 +345,7 @@ class PricingService:
             entries = repo.load_entries(conn, book_id, version, draft.currency)
             if set(entries) - set(bases):
                 raise DraftChanged(book_id, version)
+            replaced = repo.latest_published(conn, book_id)
             previous = _published_entries(conn, draft)
             candidates = [_candidate(sku, e, bases[sku]) for sku, e in entries.items()]
             violations = check_entries(
@@ -358,9 +369,12 @@ class PricingService:
             published = _require_version(conn, book_id, version)
             view = _version_view(conn, published)
             before: dict[str, JsonValue] = {
-                "entries": [_entry_view(e).model_dump(mode="json") for e in previous.values()]
+                "published_version": None if replaced is None else replaced.version,
+                "entry_count": len(previous),
             }
-            _audit(uow, actor, "price_book.published", book_id, draft.channel, before, view)
+            diff = _entry_changes([_entry_view(e) for e in previous.values()], view.entries)
+            after = _version_state(view) | {"entry_changes": diff}
+            _audit(uow, actor, "price_book.published", book_id, draft.channel, before, after)
             return PublishedVersion(**view.model_dump(), changes=changes)
 
         return await self.store.write(unit)
@@ -816,6 +830,43 @@ def _book_view(conn: Connection, book_id: str) -> PriceBookView:
     )
 
 
+AUDITED_PRICES = ("base_price", "floor_price", "unit_cost", "promotions")
+
+
+def _version_state(view: VersionView) -> dict[str, JsonValue]:
+    """A version as the audit log keeps it: everything but its entries, which it counts (a
+    book's entries are recorded as what changed, so an entry grows with the change, not the
+    book)."""
+    state: dict[str, JsonValue] = view.model_dump(mode="json", exclude={"entries"})
+    state["entry_count"] = len(view.entries)
+    return state
+
+
+def _entry_changes(before: Sequence[EntryView], after: Sequence[EntryView]) -> dict[str, JsonValue]:
+    """What changed from one set of entries to another, by SKU: SKUs added (with their prices),
+    removed (with the prices they had) and changed (the prices that differ, before and after).
+    Prices are the base price, floor price, unit cost and promotions; when a base price was read
+    from the ERP is not a change."""
+    old = {e.sku: e.model_dump(mode="json", include=set(AUDITED_PRICES)) for e in before}
+    new = {e.sku: e.model_dump(mode="json", include=set(AUDITED_PRICES)) for e in after}
+    changed: list[JsonValue] = []
+    for sku in sorted(old.keys() & new.keys()):
+        fields = [f for f in AUDITED_PRICES if old[sku][f] != new[sku][f]]
+        if fields:
+            changed.append(
+                {
+                    "sku": sku,
+                    "before": {f: old[sku][f] for f in fields},
+                    "after": {f: new[sku][f] for f in fields},
+                }
+            )
+    return {
+        "added": [{"sku": sku, **new[sku]} for sku in sorted(new.keys() - old.keys())],
+        "removed": [{"sku": sku, **old[sku]} for sku in sorted(old.keys() - new.keys())],
+        "changed": changed,
+    }
+
+
 def _audit(
     uow: UnitOfWork,
     actor: str,
@@ -823,7 +874,7 @@ def _audit(
     book_id: str,
     channel: str,
     before: BaseModel | dict[str, JsonValue] | None,
-    after: BaseModel | None,
+    after: BaseModel | dict[str, JsonValue] | None,
 ) -> None:
     """The change in the audit log, in the transaction that makes it."""
     audit.record(
@@ -833,5 +884,5 @@ def _audit(
         subject=f"price_book/{book_id}",
         channel=channel,
         before=before.model_dump(mode="json") if isinstance(before, BaseModel) else before,
-        after=None if after is None else after.model_dump(mode="json"),
+        after=after.model_dump(mode="json") if isinstance(after, BaseModel) else after,
     )

@@ -94,8 +94,9 @@ async def test_price_book_changes_are_audited_in_their_own_transaction(
     publish, set_entry, _ = items
     assert set_entry["before"] is None
     assert set_entry["after"]["floor_price"]["amount"] == "9.00"
-    assert publish["before"] == {"entries": []}
-    assert [e["sku"] for e in publish["after"]["entries"]] == ["MUG-RED-350"]
+    assert publish["before"] == {"published_version": None, "entry_count": 0}
+    assert publish["after"]["entry_count"] == 1
+    assert [e["sku"] for e in publish["after"]["entry_changes"]["added"]] == ["MUG-RED-350"]
     assert len({i["actor"] for i in items}) == 1
 
 

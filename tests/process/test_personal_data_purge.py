@@ -5,14 +5,15 @@ orders and recently closed ones keep it, and purging again changes nothing."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Connection, insert, select, update
 
 from contracts import OrderSubmission
 from gateway import Gateway, parser
@@ -20,7 +21,10 @@ from gateway_infra.clock import ManualClock
 from gateway_infra.settings import Settings
 from gateway_infra.tables import outbox
 from gateway_infra.unit_of_work import UnitOfWork
+from process_api import personal_data
 from process_api.personal_data import PURGE_KIND
+from process_api.tables import orders as orders_table
+from process_api.tables import returns as returns_table
 from tests.conftest import make_settings, migrate, start_gateway
 from tests.factories import line, order_payload, seed_products
 
@@ -153,6 +157,83 @@ async def test_the_scheduler_purges_on_its_own(
 
     cancelled = await read(gateway, orders["cancelled"])
     assert cancelled["customer"] is None
+
+
+def a_return_opened(order_id: str, now: datetime) -> Callable[[Connection], None]:
+    """A return of the order recorded now (refused: the order was cancelled)."""
+
+    def change(conn: Connection) -> None:
+        channel = conn.execute(
+            select(orders_table.c.channel).where(orders_table.c.order_id == order_id)
+        ).scalar_one()
+        conn.execute(
+            insert(returns_table).values(
+                return_id="RET-LATE",
+                order_id=order_id,
+                channel=channel,
+                channel_return_id="LATE-1",
+                status="refused",
+                currency="EUR",
+                value=Decimal("0"),
+                refusals=[{"line_id": "1", "code": "order_cancelled", "detail": "cancelled"}],
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    return change
+
+
+def the_order_changed(order_id: str, now: datetime) -> Callable[[Connection], None]:
+    def change(conn: Connection) -> None:
+        conn.execute(
+            update(orders_table).where(orders_table.c.order_id == order_id).values(updated_at=now)
+        )
+
+    return change
+
+
+@pytest.mark.parametrize("change", [a_return_opened, the_order_changed])
+async def test_an_order_that_changes_after_being_selected_keeps_all_its_personal_data(
+    gateway: Gateway,
+    client: httpx.AsyncClient,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    change: Callable[[str, datetime], Callable[[Connection], None]],
+) -> None:
+    orders = await orders_in_place(gateway, client)
+    clock.advance(RETENTION + timedelta(days=1))
+    events_before = await events_of(gateway, orders["cancelled"])
+    history_before = (await read(gateway, orders["cancelled"]))["history"]
+    interfere = change(orders["cancelled"], clock.now())
+    select_due = personal_data._due_orders
+    interfered: list[str] = []
+
+    def selected_then_changed(conn: Connection, *args: Any, **kwargs: Any) -> list[str]:
+        """The purge's selection, then the change committed before the purge goes on."""
+        found = select_due(conn, *args, **kwargs)
+        if not interfered and orders["cancelled"] in found:
+            interfered.append(orders["cancelled"])
+            if conn.dialect.name == "sqlite":  # one writer at a time: the change joins the purge
+                interfere(conn)
+            else:  # another transaction, committed while the purge holds no lock yet
+                with gateway.store.database.engine.begin() as other:
+                    interfere(other)
+        return found
+
+    monkeypatch.setattr(personal_data, "_due_orders", selected_then_changed)
+    assert gateway.personal_data is not None
+    done = await gateway.personal_data.run()
+
+    assert interfered == [orders["cancelled"]]
+    assert done.orders == 1  # the rejected order, which did not change
+    kept = await read(gateway, orders["cancelled"])
+    assert kept["customer"]["email"] == EMAIL
+    assert kept["shipping_address"] is not None
+    assert kept["history"] == history_before
+    assert await events_of(gateway, orders["cancelled"]) == events_before
+    rejected = await read(gateway, orders["rejected"])
+    assert rejected["customer"] is None
 
 
 def run_command(*args: str, settings: Settings, capsys: pytest.CaptureFixture[str]) -> str:
