@@ -1,22 +1,22 @@
-"""What the console's pages read: the per-channel overview and one order's journey, each in one
-read transaction of the process layer's tables (and the outbox, for the events)."""
+"""What the console's pages read: the per-channel overview in one read transaction of the process
+layer's tables, and one order's journey from the journey service with the order's exceptions."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, func, select
 
 from contracts.exceptions import SEVERITY_ORDER, ExceptionRecord, ExceptionStatus
-from contracts.order import Order, OrderStatus
-from gateway_infra.tables import outbox, timers
+from contracts.order import OrderStatus
+from gateway_infra.tables import timers
 from gateway_infra.unit_of_work import Store
 from process_api.channels import repository as channels_repo
 from process_api.exceptions import repository as exceptions_repo
-from process_api.order_to_cash import repository as orders_repo
+from process_api.journey.models import OrderJourney
+from process_api.journey.service import OrderJourneys
 from process_api.order_to_cash.service import ACK_DEADLINE_TIMER, IntakeRules
 from process_api.tables import exceptions, orders, published_availability
 
@@ -67,22 +67,11 @@ class ChannelOverview:
 
 
 @dataclass(frozen=True)
-class JourneyEvent:
-    position: int
-    event_id: str
-    type: str
-    subject: str
-    occurred_at: datetime
-    correlation_id: str | None
-    causation_id: str | None
-    data: Any
-
-
-@dataclass(frozen=True)
 class Journey:
-    order: Order
-    origin_correlation_id: str | None
-    events: list[JourneyEvent]
+    """One order's journey (the journey service's, the same the process API returns) and the
+    exceptions raised about the order."""
+
+    journey: OrderJourney
     exceptions: list[ExceptionRecord]
 
 
@@ -91,13 +80,22 @@ class ConsoleReads:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.journeys = OrderJourneys(store)
 
     async def overview(self) -> list[ChannelOverview]:
         now = self.store.clock.now()
         return await self.store.read(lambda conn: _overview(conn, now))
 
     async def journey(self, order_id: str) -> Journey | None:
-        return await self.store.read(lambda conn: _journey(conn, order_id))
+        found = await self.journeys.get(order_id)
+        if found is None:
+            return None
+        raised = await self.store.read(
+            lambda conn: exceptions_repo.list_exceptions(
+                conn, subject=f"order/{order_id}", limit=100
+            )
+        )
+        return Journey(found, raised)
 
 
 def _overview(conn: Connection, now: datetime) -> list[ChannelOverview]:
@@ -177,32 +175,3 @@ def _overview(conn: Connection, now: datetime) -> list[ChannelOverview]:
             sorted(view.exceptions_by_severity.items(), key=lambda kv: order.get(kv[0], 99))
         )
     return [channels[name] for name in sorted(channels)]
-
-
-def _journey(conn: Connection, order_id: str) -> Journey | None:
-    order = orders_repo.load_order(conn, order_id)
-    if order is None:
-        return None
-    origin = conn.execute(
-        select(orders.c.origin_correlation_id).where(orders.c.order_id == order_id)
-    ).scalar_one_or_none()
-    about_order = outbox.c.subject == f"order/{order_id}"
-    condition = (
-        or_(about_order, outbox.c.correlation_id == origin) if origin is not None else about_order
-    )
-    rows = conn.execute(select(outbox).where(condition).order_by(outbox.c.id).limit(500))
-    events = [
-        JourneyEvent(
-            position=row.id,
-            event_id=row.event_id,
-            type=row.type,
-            subject=row.subject,
-            occurred_at=row.occurred_at,
-            correlation_id=row.correlation_id,
-            causation_id=row.causation_id,
-            data=(row.envelope or {}).get("data"),
-        )
-        for row in rows
-    ]
-    found = exceptions_repo.list_exceptions(conn, subject=f"order/{order_id}", limit=100)
-    return Journey(order, origin, events, found)
