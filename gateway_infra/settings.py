@@ -463,8 +463,6 @@ class Settings(BaseSettings):
                 "amazon_profile needs amazon_lwa_client_id, amazon_lwa_client_secret and "
                 "amazon_lwa_refresh_token"
             )
-        return self
-
         try:
             parse_networks(self.metrics_allowed_networks)
         except ValueError as exc:
