@@ -151,6 +151,7 @@ _APPS = (
     ("/partner", "partner"),
     ("/oauth", "oauth"),
     ("/.well-known", "oauth"),
+    ("/ops", "ops"),
 )
 UNMATCHED_ROUTE = "(unmatched)"
 

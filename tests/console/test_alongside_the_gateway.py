@@ -1,0 +1,124 @@
+"""The console beside the gateway's other parts: /metrics counts its requests by route template,
+SLA breaches reach its exception queue with their team, and its pages mask buyers' contact data."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from contracts.channel import ChannelProfile
+from gateway import Gateway
+from gateway_infra.clock import ManualClock
+from gateway_infra.unit_of_work import UnitOfWork
+from process_api.exceptions import open_exception
+from tests.conftest import make_settings, start_gateway
+from tests.console.conftest import form_token
+from tests.factories import order_payload, seed_products
+from tests.process.test_sla_monitors import ROUTING
+from tests.scrape import scrape
+
+EMAIL = "erika.mustermann@example.com"
+PHONE = "+49 221 1234567"
+
+
+@pytest.fixture
+async def gateway(database_url: str, clock: ManualClock) -> AsyncIterator[Gateway]:
+    built = start_gateway(make_settings(database_url, exception_routing=ROUTING), clock)
+    yield built
+    await built.aclose()
+
+
+async def test_console_requests_are_counted_under_the_ops_app_by_route_template(
+    signed_in: httpx.AsyncClient,
+) -> None:
+    before = await scrape(signed_in)
+
+    for order_id in ("ord_first_missing", "ord_second_missing"):
+        assert (await signed_in.get(f"/ops/orders/{order_id}")).status_code == 404
+    assert (await signed_in.get("/ops/exceptions", params={"team": "nobody"})).status_code == 200
+    after = await scrape(signed_in)
+
+    def moved(route: str, status: str) -> float:
+        labels = {"app": "ops", "route": route, "method": "GET", "status": status}
+        return after.value("gateway_http_requests_total", **labels) - before.value(
+            "gateway_http_requests_total", **labels
+        )
+
+    assert moved("/ops/orders/{order_id}", "404") == 2
+    assert moved("/ops/exceptions", "200") == 1
+    routes = {s["route"] for s in after.series("gateway_http_requests_total")}
+    assert not any("missing" in route or "nobody" in route for route in routes)
+
+
+async def test_an_sla_breach_is_in_the_console_queue_with_its_team(
+    gateway: Gateway, client: httpx.AsyncClient, signed_in: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    await gateway.channels.seed(
+        [ChannelProfile(channel="webshop", name="Webshop", currency="EUR")], actor="test"
+    )
+    counted = await client.post(
+        "/process/v1/inventory/counts",
+        json={"as_of": clock.now().isoformat(), "counts": [{"sku": "MUG-RED-350", "on_hand": 7}]},
+    )
+    assert counted.status_code == 200, counted.text
+    clock.advance(timedelta(minutes=6))
+    assert (await gateway.sla_check.run_once()).opened == 1
+
+    queue = await signed_in.get("/ops/exceptions", params={"team": "stock-team"})
+    other_team = await signed_in.get("/ops/exceptions", params={"team": "order-desk"})
+    overview = await signed_in.get("/ops/")
+
+    assert queue.status_code == 200
+    [row] = [r for r in queue.text.split("<tr") if "sla_inventory_sync_lag" in r]
+    assert "<td>stock-team</td>" in row
+    assert "<td>webshop</td>" in row
+    assert "sla_inventory_sync_lag" not in other_team.text
+    assert 'class="sev sev-high">high</span> 1' in overview.text
+
+
+async def test_the_pages_mask_buyers_contact_data_in_free_texts(
+    gateway: Gateway, client: httpx.AsyncClient, signed_in: httpx.AsyncClient
+) -> None:
+    seed_products(gateway)
+    placed = await client.post(
+        "/process/v1/orders",
+        json={
+            **order_payload("PD-1"),
+            "customer": {"name": "Erika Mustermann", "email": EMAIL, "phone": PHONE},
+        },
+    )
+    order_id = placed.json()["order_id"]
+    reason = f"buyer wrote from {EMAIL}, call back on {PHONE}"
+    cancelled = await client.post(f"/process/v1/orders/{order_id}/cancel", json={"reason": reason})
+    assert cancelled.status_code == 200, cancelled.text
+    journey = await signed_in.get(f"/ops/orders/{order_id}")
+
+    def unit(uow: UnitOfWork) -> str:
+        return open_exception(
+            uow,
+            workflow="order_capture",
+            code="order_unmappable",
+            subject="amazon/111-0000000-0000000",
+            channel="webshop",
+            detail=f"the order could not be taken in: BuyerEmail {EMAIL!r} is not valid",
+        )
+
+    exception_id = await gateway.store.write(unit)
+    form = await signed_in.get(f"/ops/exceptions/{exception_id}")
+    acknowledged = await signed_in.post(
+        f"/ops/exceptions/{exception_id}/acknowledge",
+        data={"csrf_token": form_token(form.text), "note": f"buyer rang from {PHONE}"},
+    )
+    page = await signed_in.get(f"/ops/exceptions/{exception_id}")
+
+    assert journey.status_code == 200
+    assert "buyer wrote from [redacted], call back on [redacted]" in journey.text
+    for text in (EMAIL, PHONE, "Mustermann"):
+        assert text not in journey.text
+    assert acknowledged.status_code == 303
+    assert "BuyerEmail &#39;[redacted]&#39; is not valid" in page.text
+    assert "buyer rang from [redacted]" in page.text
+    assert EMAIL not in page.text and PHONE not in page.text
