@@ -1,5 +1,6 @@
-"""Resolving a disabled webhook endpoint's exception with `replay`, through the process API: once
-the endpoint is enabled again its dead letters go out and the exception resolves."""
+"""Resolving a disabled webhook endpoint's exception with `replay`, through the process API and the
+ops console: once the endpoint is enabled again its dead letters go out and the exception
+resolves."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from gateway import Gateway
 from gateway_infra.clock import ManualClock
 from gateway_infra.delivery import DeliveryState, SubscriptionState
+from process_api.audit import AuditLog
 from process_api.deliveries import ENDPOINT_DISABLED, WORKFLOW
 from process_api.exceptions import list_exceptions
 from tests.conftest import start_gateway
+from tests.console.conftest import CONSOLE_URL, add_operator, form_token, sign_in
 from tests.delivery.conftest import (
     Receiver,
     all_deliveries,
@@ -47,9 +51,8 @@ async def gateway(database_url: str, clock: ManualClock) -> AsyncIterator[Gatewa
     await built.aclose()
 
 
-async def test_replay_resolves_a_disabled_endpoints_exception_by_sending_its_dead_letters(
-    gateway: Gateway, client: httpx.AsyncClient, receiver: Receiver, clock: ManualClock
-) -> None:
+async def disabled_endpoint(gateway: Gateway, receiver: Receiver, clock: ManualClock) -> str:
+    """A webhook whose receiver failed until the gateway disabled it, some deliveries dead."""
     made = await subscribe(gateway, receiver)
     subscription_id = made.subscription.subscription_id
     receiver.failing = True
@@ -60,7 +63,14 @@ async def test_replay_resolves_a_disabled_endpoints_exception_by_sending_its_dea
         current = await gateway.webhooks.subscriptions.get(subscription_id)
         assert current is not None
         if current.state is SubscriptionState.DISABLED:
-            break
+            return subscription_id
+    raise AssertionError("the endpoint was not disabled")
+
+
+async def test_replay_resolves_a_disabled_endpoints_exception_by_sending_its_dead_letters(
+    gateway: Gateway, client: httpx.AsyncClient, receiver: Receiver, clock: ManualClock
+) -> None:
+    subscription_id = await disabled_endpoint(gateway, receiver, clock)
     dead = {d.event_id for d in await all_deliveries(gateway) if d.state is DeliveryState.DEAD}
     assert dead
     [raised] = [
@@ -92,3 +102,32 @@ async def test_replay_resolves_a_disabled_endpoints_exception_by_sending_its_dea
     assert all(d.state is not DeliveryState.DEAD for d in await all_deliveries(gateway))
     again = await client.post(resolve, json={"action": "replay"})
     assert again.status_code == 409
+
+
+async def test_an_operator_resolves_it_with_replay_in_the_console(
+    gateway: Gateway, app: FastAPI, receiver: Receiver, clock: ManualClock
+) -> None:
+    subscription_id = await disabled_endpoint(gateway, receiver, clock)
+    dead = {d.event_id for d in await all_deliveries(gateway) if d.state is DeliveryState.DEAD}
+    [raised] = await gateway.exceptions.list(workflow=WORKFLOW)
+    receiver.failing = False
+    await gateway.webhooks.subscriptions.enable(subscription_id)
+    add_operator(gateway)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=CONSOLE_URL) as browser:
+        assert (await sign_in(browser)).status_code == 303
+        page = await browser.get(f"/ops/exceptions/{raised.exception_id}")
+        resolved = await browser.post(
+            f"/ops/exceptions/{raised.exception_id}/resolve",
+            data={"csrf_token": form_token(page.text), "action": "replay"},
+        )
+    await pump_until_settled(gateway, clock)
+
+    assert dead
+    assert '<option value="replay">replay</option>' in page.text
+    assert resolved.status_code == 303, resolved.text
+    assert "notice=resolved" in resolved.headers["location"]
+    assert (await gateway.exceptions.require(raised.exception_id)).status.value == "resolved"
+    assert dead <= {e["id"] for e in receiver.accepted}
+    [entry] = await AuditLog(gateway.store).entries(action="exception.resolve.replay")
+    assert entry.actor == "operator:alice"
