@@ -3,19 +3,31 @@ SLA breaches reach its exception queue with their team, and its pages mask buyer
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from contracts.channel import ChannelProfile
-from gateway import Gateway
+from gateway import Gateway, build_app
+from gateway_infra.auth.clients import ClientKind
 from gateway_infra.clock import ManualClock
+from gateway_infra.tables import timers
 from gateway_infra.unit_of_work import UnitOfWork
+from process_api.channels.demo import DEMO_CHANNEL_PROFILES
 from process_api.exceptions import open_exception
-from tests.conftest import make_settings, start_gateway
-from tests.console.conftest import form_token
+from process_api.order_to_cash.service import ACK_DEADLINE_TIMER
+from tests.conftest import (
+    INTERNAL_SCOPES,
+    free_port,
+    make_settings,
+    register_and_authorize,
+    start_gateway,
+)
+from tests.console.conftest import CONSOLE_URL, add_operator, form_token, sign_in
 from tests.factories import order_payload, seed_products
 from tests.process.test_sla_monitors import ROUTING
 from tests.scrape import scrape
@@ -122,3 +134,59 @@ async def test_the_pages_mask_buyers_contact_data_in_free_texts(
     assert "BuyerEmail &#39;[redacted]&#39; is not valid" in page.text
     assert "buyer rang from [redacted]" in page.text
     assert EMAIL not in page.text and PHONE not in page.text
+
+
+async def test_a_held_order_is_due_for_acknowledgement_on_the_overview_from_its_confirmation(
+    database_url: str, clock: ManualClock
+) -> None:
+    # The ERP is a system API nobody answers on: the order stays reserved, waiting.
+    down = start_gateway(
+        make_settings(
+            database_url,
+            system_api_transport="http",
+            system_api_url=f"http://127.0.0.1:{free_port()}/system",
+        ),
+        clock,
+    )
+    try:
+        webshop = DEMO_CHANNEL_PROFILES[0]  # acknowledgement within 15 minutes
+        down.channels.seed_sync(
+            [webshop.model_copy(update={"throttling_tier": "standard"})], actor="t"
+        )
+        seed_products(down)
+        add_operator(down)
+        transport = httpx.ASGITransport(app=build_app(down, run_background=False))
+
+        async def submit(payload: dict[str, object]) -> httpx.Response:
+            async with httpx.AsyncClient(transport=transport, base_url=CONSOLE_URL) as c:
+                _, headers = await register_and_authorize(
+                    down, c, kind=ClientKind.INTERNAL, scopes=INTERNAL_SCOPES
+                )
+                return await c.post("/process/v1/orders", json=payload, headers=headers)
+
+        held = await submit({**order_payload("HELD-1"), "pending": True})
+        clock.advance(timedelta(hours=5))
+        confirmed = await submit(order_payload("HELD-1"))
+        clock.advance(timedelta(minutes=12))  # past the warning at three quarters of 15 min
+        await down.scheduler.run_due()
+        warning_timers = down.database.run_read(
+            lambda conn: conn.execute(
+                select(timers.c.key).where(timers.c.kind == ACK_DEADLINE_TIMER)
+            ).all()
+        )
+        async with httpx.AsyncClient(transport=transport, base_url=CONSOLE_URL) as c:
+            assert (await sign_in(c)).status_code == 303
+            within = (await c.get("/ops/")).text
+            clock.advance(timedelta(minutes=4))
+            past = (await c.get("/ops/")).text
+    finally:
+        await down.aclose()
+
+    def figures(html: str) -> list[str]:
+        return re.findall(r'<span class="figure[^"]*">([^<]+)</span>', html)
+
+    assert (held.status_code, confirmed.status_code) == (202, 200), confirmed.text
+    assert warning_timers == []  # fired: the deadline is counted from the order itself
+    # awaiting, overdue: 15 minutes from the channel's confirmation, not from the intake
+    assert figures(within)[:2] == ["1", "0"]
+    assert figures(past)[:2] == ["1", "1"]
