@@ -51,6 +51,8 @@ async def test_console_requests_are_counted_under_the_ops_app_by_route_template(
     for order_id in ("ord_first_missing", "ord_second_missing"):
         assert (await signed_in.get(f"/ops/orders/{order_id}")).status_code == 404
     assert (await signed_in.get("/ops/exceptions", params={"team": "nobody"})).status_code == 200
+    assert (await signed_in.get("/ops/static/console.css")).status_code == 200
+    assert (await signed_in.get("/ops/no/such/page")).status_code == 404
     after = await scrape(signed_in)
 
     def moved(route: str, status: str) -> float:
@@ -61,8 +63,12 @@ async def test_console_requests_are_counted_under_the_ops_app_by_route_template(
 
     assert moved("/ops/orders/{order_id}", "404") == 2
     assert moved("/ops/exceptions", "200") == 1
+    assert moved("/ops/static/{path}", "200") == 1
+    assert moved("(unmatched)", "404") == 1
     routes = {s["route"] for s in after.series("gateway_http_requests_total")}
-    assert not any("missing" in route or "nobody" in route for route in routes)
+    assert not any(
+        word in route for route in routes for word in ("missing", "nobody", "console.css", "such")
+    )
 
 
 async def test_an_sla_breach_is_in_the_console_queue_with_its_team(
