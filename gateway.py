@@ -26,6 +26,7 @@ from sqlalchemy import MetaData, text
 
 from contracts import Money, Product, ProductStatus
 from contracts.channel import ChannelProfile
+from contracts.exceptions import ResolveAction
 from contracts.wms import AdjustmentReason, StockAdjustmentRequest
 from gateway_infra import backup as backup_store
 from gateway_infra import contract_documents, contracts_cli
@@ -82,7 +83,7 @@ from process_api.console import (
     Operators,
     create_console_app,
 )
-from process_api.deliveries import DeliveryOperations, open_endpoint_exception
+from process_api.deliveries import DeliveryOperations, open_endpoint_exception, replay_action
 from process_api.exceptions import (
     ExceptionRoutingConfigError,
     Routing,
@@ -341,6 +342,10 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         on_endpoint_disabled=open_endpoint_exception,
     )
     closers.append(webhooks.aclose)
+    # Resolving an endpoint's exception with `replay` sends its dead letters again.
+    exception_queue.register_action(
+        ResolveAction.REPLAY, replay_action(webhooks.admin, webhooks.subscriptions)
+    )
     marketplaces, marketplace_jobs = _marketplace_adapters(settings, store, orders, scheduler)
     closers.extend(adapter.aclose for adapter in marketplaces)
     return Gateway(

@@ -151,6 +151,7 @@ _APPS = (
     ("/partner", "partner"),
     ("/oauth", "oauth"),
     ("/.well-known", "oauth"),
+    ("/ops", "ops"),
 )
 UNMATCHED_ROUTE = "(unmatched)"
 # The request methods counted by name; any other (a client may send any token) counts as
@@ -196,8 +197,13 @@ class RequestMetricsMiddleware:
                 return
             recorded = True
             route_path = getattr(scope.get("route"), "path", None)
+            mounted = str(scope.get("root_path", ""))[len(entry_root) :]
+            endpoint = scope.get("endpoint")
             if isinstance(route_path, str):
-                template = str(scope.get("root_path", ""))[len(entry_root) :] + route_path
+                template = mounted + route_path
+            elif mounted and endpoint is not None and not hasattr(endpoint, "routes"):
+                # A mounted app without routes of its own (static files): its mount path.
+                template = mounted + "/{path}"
             else:
                 template = UNMATCHED_ROUTE
             app = app_of(str(scope.get("path", "")))

@@ -36,6 +36,7 @@ from contracts.order import OrderStatus
 from gateway_infra.clock import Clock
 from gateway_infra.delivery import DeadLetterQuery, Delivery, NotReplayable, UnknownDelivery
 from gateway_infra.http import install_common_http
+from gateway_infra.logging import redact_text
 from gateway_infra.problems import ProblemError
 from gateway_infra.settings import Settings
 from gateway_infra.throttle import Throttle
@@ -148,6 +149,10 @@ def create_console_app(
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["age"] = lambda value: _age(clock.now(), value)
     templates.env.filters["when"] = _when
+    # Free texts (exception details and notes, reasons of status changes) may carry a buyer's
+    # e-mail address or phone number someone copied in; an operator does not need them to act,
+    # so the pages mask them as the logs do.
+    templates.env.filters["masked"] = lambda value: redact_text(value) if value else value
     install_common_http(
         app,
         max_body_bytes=settings.max_body_bytes,

@@ -1,27 +1,28 @@
-"""What the console's pages read: the per-channel overview and one order's journey, each in one
-read transaction of the process layer's tables (and the outbox, for the events)."""
+"""What the console's pages read: the per-channel overview in one read transaction of the process
+layer's tables, and one order's journey from the journey service with the order's exceptions."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection
 
-from contracts.exceptions import SEVERITY_ORDER, ExceptionRecord, ExceptionStatus
-from contracts.order import Order, OrderStatus
-from gateway_infra.tables import outbox, timers
+from contracts.exceptions import SEVERITY_ORDER, ExceptionRecord
 from gateway_infra.unit_of_work import Store
 from process_api.channels import repository as channels_repo
 from process_api.exceptions import repository as exceptions_repo
-from process_api.order_to_cash import repository as orders_repo
-from process_api.order_to_cash.service import ACK_DEADLINE_TIMER, IntakeRules
-from process_api.tables import exceptions, orders, published_availability
+from process_api.journey.models import OrderJourney
+from process_api.journey.service import OrderJourneys
+from process_api.monitoring.readings import (
+    awaiting_acknowledgement,
+    inventory_sync,
+    open_exceptions,
+    orders_by_state,
+)
+from process_api.order_to_cash.service import IntakeRules
 
-AWAITING_ACKNOWLEDGEMENT = (OrderStatus.RECEIVED.value, OrderStatus.RESERVED.value)
-UNRESOLVED = (ExceptionStatus.OPEN.value, ExceptionStatus.ACKNOWLEDGED.value)
 DEADLINES_SHOWN = 10
 DEFAULT_ACKNOWLEDGEMENT = IntakeRules().acknowledgement_deadline
 
@@ -67,22 +68,11 @@ class ChannelOverview:
 
 
 @dataclass(frozen=True)
-class JourneyEvent:
-    position: int
-    event_id: str
-    type: str
-    subject: str
-    occurred_at: datetime
-    correlation_id: str | None
-    causation_id: str | None
-    data: Any
-
-
-@dataclass(frozen=True)
 class Journey:
-    order: Order
-    origin_correlation_id: str | None
-    events: list[JourneyEvent]
+    """One order's journey (the journey service's, the same the process API returns) and the
+    exceptions raised about the order."""
+
+    journey: OrderJourney
     exceptions: list[ExceptionRecord]
 
 
@@ -91,13 +81,22 @@ class ConsoleReads:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.journeys = OrderJourneys(store)
 
     async def overview(self) -> list[ChannelOverview]:
         now = self.store.clock.now()
         return await self.store.read(lambda conn: _overview(conn, now))
 
     async def journey(self, order_id: str) -> Journey | None:
-        return await self.store.read(lambda conn: _journey(conn, order_id))
+        found = await self.journeys.get(order_id)
+        if found is None:
+            return None
+        raised = await self.store.read(
+            lambda conn: exceptions_repo.list_exceptions(
+                conn, subject=f"order/{order_id}", limit=100
+            )
+        )
+        return Journey(found, raised)
 
 
 def _overview(conn: Connection, now: datetime) -> list[ChannelOverview]:
@@ -111,98 +110,45 @@ def _overview(conn: Connection, now: datetime) -> list[ChannelOverview]:
             channels[name] = ChannelOverview(name, has_profile=False)
         return channels[name]
 
-    by_state = conn.execute(
-        select(orders.c.channel, orders.c.status, func.count(), func.min(orders.c.updated_at))
-        .group_by(orders.c.channel, orders.c.status)
-        .order_by(orders.c.channel, orders.c.status)
-    )
-    for channel, status, count, oldest in by_state:
-        of(channel).states.append(StateFigures(status, count, oldest))
+    # One reading serves this page and /metrics (process_api/monitoring/readings.py).
+    for group in orders_by_state(conn):
+        of(group.channel).states.append(
+            StateFigures(group.status, group.count, group.oldest_change)
+        )
 
     # Orders the channel waits to hear about (a pending order is not asked for yet). Their
     # deadline is the one the order service set when it started validating (its warning
-    # timer's payload), or, once that timer has fired, intake time plus the profile's deadline.
-    awaiting = conn.execute(
-        select(
-            orders.c.order_id,
-            orders.c.channel,
-            orders.c.channel_order_id,
-            orders.c.status,
-            orders.c.created_at,
-            timers.c.payload,
-        )
-        .select_from(orders)
-        .outerjoin(
-            timers, (timers.c.kind == ACK_DEADLINE_TIMER) & (timers.c.key == orders.c.order_id)
-        )
-        .where(orders.c.status.in_(AWAITING_ACKNOWLEDGEMENT), orders.c.pending_expires_at.is_(None))
-    )
+    # timer's payload), or, once that timer has fired, the time the acknowledgement became due
+    # plus the profile's deadline. (The channel's deadline, where /metrics counts "overdue"
+    # against the SLA monitor, which may be set differently per channel or off.)
     deadlines: dict[str, list[Deadline]] = defaultdict(list)
-    for row in awaiting:
-        profile = profiles.get(row.channel)
+    for waiting in awaiting_acknowledgement(conn):
+        profile = profiles.get(waiting.channel)
         allowed = profile.acknowledgement_deadline if profile else DEFAULT_ACKNOWLEDGEMENT
-        due = row.created_at + allowed
-        if isinstance(row.payload, dict) and isinstance(row.payload.get("deadline"), str):
-            due = datetime.fromisoformat(row.payload["deadline"])
-        deadlines[row.channel].append(Deadline(row.order_id, row.channel_order_id, row.status, due))
+        due = waiting.workflow_deadline or waiting.due_since + allowed
+        deadlines[waiting.channel].append(
+            Deadline(waiting.order_id, waiting.channel_order_id, waiting.status, due)
+        )
     for channel, found in deadlines.items():
         view = of(channel)
         view.awaiting_acknowledgement = len(found)
         view.overdue_acknowledgements = sum(1 for d in found if d.deadline <= now)
         view.next_deadlines = sorted(found, key=lambda d: d.deadline)[:DEADLINES_SHOWN]
 
-    pa = published_availability
-    sync = conn.execute(
-        select(
-            pa.c.channel,
-            func.count(),
-            func.count(pa.c.confirmed_at),
-            func.min(pa.c.published_at).filter(pa.c.confirmed_at.is_(None)),
-            func.max(pa.c.published_at),
-        ).group_by(pa.c.channel)
-    )
-    for channel, published, confirmed, oldest_unconfirmed, last in sync:
-        of(channel).sync = SyncLag(published, published - confirmed, oldest_unconfirmed, last)
+    for sync in inventory_sync(conn):
+        of(sync.channel).sync = SyncLag(
+            sync.published, sync.unconfirmed, sync.oldest_unconfirmed, sync.last_published
+        )
 
-    open_exceptions = conn.execute(
-        select(exceptions.c.channel, exceptions.c.severity, func.count())
-        .where(exceptions.c.status.in_(UNRESOLVED), exceptions.c.channel.is_not(None))
-        .group_by(exceptions.c.channel, exceptions.c.severity)
-    )
-    for channel, severity, count in open_exceptions:
-        of(channel).exceptions_by_severity[severity] = count
+    # Exceptions of no channel are the queue's, not a channel's; the teams are summed here.
+    for unresolved in open_exceptions(conn):
+        if unresolved.channel is None:
+            continue
+        counts = of(unresolved.channel).exceptions_by_severity
+        counts[unresolved.severity] = counts.get(unresolved.severity, 0) + unresolved.count
     order = {s.value: i for i, s in enumerate(reversed(SEVERITY_ORDER))}
     for view in channels.values():
         view.exceptions_by_severity = dict(
             sorted(view.exceptions_by_severity.items(), key=lambda kv: order.get(kv[0], 99))
         )
     return [channels[name] for name in sorted(channels)]
-
-
-def _journey(conn: Connection, order_id: str) -> Journey | None:
-    order = orders_repo.load_order(conn, order_id)
-    if order is None:
-        return None
-    origin = conn.execute(
-        select(orders.c.origin_correlation_id).where(orders.c.order_id == order_id)
-    ).scalar_one_or_none()
-    about_order = outbox.c.subject == f"order/{order_id}"
-    condition = (
-        or_(about_order, outbox.c.correlation_id == origin) if origin is not None else about_order
-    )
-    rows = conn.execute(select(outbox).where(condition).order_by(outbox.c.id).limit(500))
-    events = [
-        JourneyEvent(
-            position=row.id,
-            event_id=row.event_id,
-            type=row.type,
-            subject=row.subject,
-            occurred_at=row.occurred_at,
-            correlation_id=row.correlation_id,
-            causation_id=row.causation_id,
-            data=(row.envelope or {}).get("data"),
-        )
-        for row in rows
-    ]
-    found = exceptions_repo.list_exceptions(conn, subject=f"order/{order_id}", limit=100)
-    return Journey(order, origin, events, found)

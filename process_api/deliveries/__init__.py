@@ -5,6 +5,13 @@ from process_api.deliveries.service import (
     WORKFLOW,
     DeliveryOperations,
     open_endpoint_exception,
+    replay_action,
 )
 
-__all__ = ["ENDPOINT_DISABLED", "WORKFLOW", "DeliveryOperations", "open_endpoint_exception"]
+__all__ = [
+    "ENDPOINT_DISABLED",
+    "WORKFLOW",
+    "DeliveryOperations",
+    "open_endpoint_exception",
+    "replay_action",
+]

@@ -6,16 +6,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from contracts.exceptions import Severity
+from contracts.exceptions import ExceptionRecord, ExceptionStatus, Severity
 from gateway_infra.delivery import (
     Attempt,
     DeadLetterQuery,
     Delivery,
     DeliveryAdmin,
     DisabledEndpoint,
+    Subscriptions,
+    SubscriptionState,
 )
 from gateway_infra.unit_of_work import UnitOfWork
 from process_api.exceptions import open_exception
+from process_api.exceptions.errors import ActionNotApplicable
+from process_api.exceptions.service import ActionHandler
 
 WORKFLOW = "event_delivery"
 ENDPOINT_DISABLED = "webhook_endpoint_disabled"
@@ -97,3 +101,29 @@ class DeliveryOperations:
             subscription_id=subscription_id,
             event_types=event_types,
         )
+
+
+def replay_action(admin: DeliveryAdmin, subscriptions: Subscriptions) -> ActionHandler:
+    """The `replay` action of the exception queue, for the exception of a disabled webhook
+    endpoint: once the endpoint is enabled again, its dead letters start a new series of
+    attempts and the exception resolves (the deliveries' own events record who replayed)."""
+
+    async def replay(record: ExceptionRecord, actor: str, _note: str | None) -> ExceptionStatus:
+        subscription_id = record.object_ids.get("subscription_id")
+        if record.code != ENDPOINT_DISABLED or not subscription_id:
+            raise ActionNotApplicable(
+                f"exception {record.exception_id} is not about a webhook endpoint: "
+                "there are no dead letters to replay"
+            )
+        endpoint = await subscriptions.get(subscription_id)
+        if endpoint is None:
+            raise ActionNotApplicable(f"webhook {subscription_id} no longer exists")
+        if endpoint.state is not SubscriptionState.ACTIVE:
+            raise ActionNotApplicable(
+                f"webhook {subscription_id} is {endpoint.state.value}: enable it once the "
+                "partner has fixed the endpoint, then replay"
+            )
+        await admin.replay_dead(DeadLetterQuery(subscription_id=subscription_id), actor=actor)
+        return ExceptionStatus.RESOLVED
+
+    return replay

@@ -138,7 +138,8 @@ async def resolve_exception(
     - **cancel**: cancel the order the exception is about (409 once it has shipped).
     - **fixed_by_hand**: repaired outside the gateway; the note says how.
     - **ignore**: nothing will be done; the note says why.
-    - **replay**: resend undelivered events, where delivery offers it.
+    - **replay**: a disabled webhook endpoint's exception, once the endpoint is enabled again:
+      its dead letters are sent again.
 
     A resolved or ignored exception answers 409."""
     if body.action in (ResolveAction.FIXED_BY_HAND, ResolveAction.IGNORE) and not body.note:

@@ -12,7 +12,7 @@ from gateway_infra.openapi import problem_responses
 from gateway_infra.problems import NOT_FOUND, ProblemError
 from gateway_infra.unit_of_work import Store
 from process_api.journey.models import OrderJourney
-from process_api.journey.repository import load_journey
+from process_api.journey.service import OrderJourneys
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"], responses=problem_responses(401, 403, 422))
 
@@ -32,7 +32,7 @@ async def get_order_journey(
     request: Request, order_id: Annotated[Identifier, Path()]
 ) -> OrderJourney:
     store: Store = request.app.state.orders.store
-    journey = await store.read(lambda conn: load_journey(conn, order_id))
+    journey = await OrderJourneys(store).get(order_id)
     if journey is None:
         raise ProblemError(NOT_FOUND, f"no order {order_id!r}")
     return journey

@@ -14,22 +14,27 @@ from sqlalchemy import Connection, func, select
 from contracts.order import OrderStatus
 from gateway_infra.metrics import ScrapeSource
 from gateway_infra.unit_of_work import Store
+from process_api.monitoring.readings import (
+    UNRESOLVED,
+    awaiting_acknowledgement,
+    inventory_sync,
+    orders_by_state,
+)
+from process_api.monitoring.readings import open_exceptions as unresolved_exceptions
 from process_api.monitoring.sla import (
     DEFAULT_ACKNOWLEDGEMENT_DEADLINE,
     SLA_CODES,
     SlaMonitors,
     SlaWorkflow,
     acknowledgement_deadlines,
-    awaiting_acknowledgement,
 )
-from process_api.tables import exceptions, orders, price_publications, published_availability
+from process_api.tables import exceptions, orders, price_publications
 
 CLOSED_STATES = frozenset(
     {OrderStatus.SETTLED.value, OrderStatus.REJECTED.value, OrderStatus.CANCELLED.value}
 )
 """Orders in these states are counted, but their age is not a figure anyone waits on."""
 QUANTILES = (("0.5", 0.5), ("0.95", 0.95), ("1", 1.0))
-UNRESOLVED = ("open", "acknowledged")
 NO_CHANNEL = "none"
 
 
@@ -44,13 +49,13 @@ def read_figures(conn: Connection, now: datetime, monitors: SlaMonitors) -> list
         "Orders by channel and status.",
         labels=("channel", "state"),
     )
-    for channel, state, count in conn.execute(
-        select(orders.c.channel, orders.c.status, func.count()).group_by(
-            orders.c.channel, orders.c.status
-        )
-    ):
-        by_state.add_metric((channel, state), count)
+    for group in orders_by_state(conn):
+        by_state.add_metric((group.channel, group.status), group.count)
 
+    # The age here is since the gateway recorded the order, as quantiles over every order in
+    # the state; the console's overview shows instead how long the order longest in a state has
+    # been in it (since its last change). Different questions on purpose: this one is about how
+    # long orders take overall, the console's about what is stuck where.
     ages: dict[tuple[str, str], list[float]] = defaultdict(list)
     for channel, state, created_at in conn.execute(
         select(orders.c.channel, orders.c.status, orders.c.created_at).where(
@@ -72,14 +77,18 @@ def read_figures(conn: Connection, now: datetime, monitors: SlaMonitors) -> list
     deadlines = acknowledgement_deadlines(conn)
     pending: dict[str, int] = defaultdict(int)
     overdue: dict[str, int] = defaultdict(int)
-    for _order_id, channel, _channel_order_id, due_since, _total in awaiting_acknowledgement(conn):
+    # The same orders as the console's "awaiting"; overdue here means past the SLA monitor
+    # (configurable per channel, or off), which may differ on purpose from the channel's own
+    # deadline the console counts against.
+    for waiting in awaiting_acknowledgement(conn):
+        channel = waiting.channel
         pending[channel] += 1
         allowed = monitors.within(
             SlaWorkflow.ORDER_ACKNOWLEDGEMENT,
             channel,
             deadlines.get(channel, DEFAULT_ACKNOWLEDGEMENT_DEADLINE),
         )
-        if allowed is not None and due_since + allowed <= now:
+        if allowed is not None and waiting.due_since + allowed <= now:
             overdue[channel] += 1
     acks_pending = GaugeMetricFamily(
         "gateway_acknowledgements_pending",
@@ -107,17 +116,11 @@ def read_figures(conn: Connection, now: datetime, monitors: SlaMonitors) -> list
         "SKUs whose published availability the channel has not confirmed yet, by channel.",
         labels=("channel",),
     )
-    published = published_availability.c
-    for channel, oldest, waiting in conn.execute(
-        select(
-            published.channel,
-            func.min(published.published_at).filter(published.confirmed_at.is_(None)),
-            func.count().filter(published.confirmed_at.is_(None)),
-        ).group_by(published.channel)
-    ):
+    for sync in inventory_sync(conn):
+        oldest = sync.oldest_unconfirmed
         seconds = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
-        lag.add_metric((channel,), seconds)
-        unconfirmed.add_metric((channel,), waiting)
+        lag.add_metric((sync.channel,), seconds)
+        unconfirmed.add_metric((sync.channel,), sync.unconfirmed)
 
     prices = GaugeMetricFamily(
         "gateway_price_publications_awaiting_confirmation",
@@ -136,12 +139,11 @@ def read_figures(conn: Connection, now: datetime, monitors: SlaMonitors) -> list
         "Unresolved (open or acknowledged) exceptions by channel, severity and owner team.",
         labels=("channel", "severity", "team"),
     )
-    for channel, severity, team, count in conn.execute(
-        select(exceptions.c.channel, exceptions.c.severity, exceptions.c.owner_team, func.count())
-        .where(exceptions.c.status.in_(UNRESOLVED))
-        .group_by(exceptions.c.channel, exceptions.c.severity, exceptions.c.owner_team)
-    ):
-        open_exceptions.add_metric((channel or NO_CHANNEL, severity, team or NO_CHANNEL), count)
+    for unresolved in unresolved_exceptions(conn):
+        open_exceptions.add_metric(
+            (unresolved.channel or NO_CHANNEL, unresolved.severity, unresolved.team or NO_CHANNEL),
+            unresolved.count,
+        )
 
     breaches_open = GaugeMetricFamily(
         "gateway_sla_breaches_open",

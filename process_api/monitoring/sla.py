@@ -19,17 +19,16 @@ from sqlalchemy import Connection, and_, func, select
 
 from contracts import Money
 from contracts.exceptions import ResolveAction, Severity
-from contracts.order import OrderStatus
 from gateway_infra.scheduler import Recurring
 from gateway_infra.unit_of_work import Store, UnitOfWork
 from process_api.channels.repository import load_rows, validate_each
 from process_api.exceptions.repository import open_exception, resolve_exceptions
+from process_api.monitoring.readings import awaiting_acknowledgement, inventory_sync
 from process_api.tables import (
     exception_history,
     exceptions,
     orders,
     price_publications,
-    published_availability,
     shipment_packages,
 )
 
@@ -72,7 +71,6 @@ KINDS: dict[SlaWorkflow, _Kind] = {
 }
 SLA_CODES: dict[str, SlaWorkflow] = {kind.code: workflow for workflow, kind in KINDS.items()}
 DEFAULT_ACKNOWLEDGEMENT_DEADLINE = timedelta(hours=4)
-AWAITING_ACKNOWLEDGEMENT = (OrderStatus.RECEIVED.value, OrderStatus.RESERVED.value)
 
 
 class SlaMonitor(BaseModel):
@@ -190,38 +188,6 @@ def acknowledgement_deadlines(conn: Connection) -> dict[str, timedelta]:
     return {s.profile.channel: s.profile.acknowledgement_deadline for s in valid}
 
 
-def awaiting_acknowledgement(conn: Connection) -> list[tuple[str, str, str, datetime, Money]]:
-    """(order id, channel, channel order id, due since, total) of every order the channel still
-    waits to hear about: received or reserved, and not held as a pending channel order.
-
-    An order's row changes only when its status moves or its pending hold ends, so while it
-    waits its `updated_at` is when the acknowledgement became due: when the gateway recorded
-    it, or when the channel confirmed it after holding it as pending (the order workflow's own
-    deadline counts from the same moment)."""
-    rows = conn.execute(
-        select(
-            orders.c.order_id,
-            orders.c.channel,
-            orders.c.channel_order_id,
-            orders.c.updated_at,
-            orders.c.total,
-            orders.c.currency,
-        ).where(
-            orders.c.status.in_(AWAITING_ACKNOWLEDGEMENT), orders.c.pending_expires_at.is_(None)
-        )
-    )
-    return [
-        (
-            r.order_id,
-            r.channel,
-            r.channel_order_id,
-            r.updated_at,
-            Money(amount=r.total, currency=r.currency),
-        )
-        for r in rows
-    ]
-
-
 def find_breaches(conn: Connection, now: datetime, monitors: SlaMonitors) -> list[Breach]:
     deadlines = acknowledgement_deadlines(conn)
 
@@ -231,7 +197,13 @@ def find_breaches(conn: Connection, now: datetime, monitors: SlaMonitors) -> lis
         )
 
     found: list[Breach] = []
-    for order_id, channel, channel_order_id, due_since, total in awaiting_acknowledgement(conn):
+    for waiting in awaiting_acknowledgement(conn):
+        order_id, channel, channel_order_id = (
+            waiting.order_id,
+            waiting.channel,
+            waiting.channel_order_id,
+        )
+        due_since = waiting.due_since
         allowed = within(SlaWorkflow.ORDER_ACKNOWLEDGEMENT, channel)
         if allowed is not None and due_since + allowed <= now:
             found.append(
@@ -244,14 +216,13 @@ def find_breaches(conn: Connection, now: datetime, monitors: SlaMonitors) -> lis
                     f"{_duration(now - due_since)} after it became due (allowed: "
                     f"{_duration(allowed)})",
                     {"order_id": order_id, "channel_order_id": channel_order_id},
-                    total,
+                    waiting.total,
                 )
             )
-    for channel, oldest in conn.execute(
-        select(published_availability.c.channel, func.min(published_availability.c.published_at))
-        .where(published_availability.c.confirmed_at.is_(None))
-        .group_by(published_availability.c.channel)
-    ):
+    for sync in inventory_sync(conn):  # the lag /metrics and the console show
+        channel, oldest = sync.channel, sync.oldest_unconfirmed
+        if oldest is None:
+            continue
         allowed = within(SlaWorkflow.INVENTORY_SYNC, channel)
         if allowed is not None and oldest + allowed <= now:
             found.append(

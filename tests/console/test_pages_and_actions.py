@@ -251,6 +251,37 @@ async def test_the_overview_and_journey_show_an_orders_state_history_and_events(
     assert missing.status_code == 404
 
 
+async def test_the_journey_page_shows_the_journey_service_s_steps_and_correlation_ids(
+    gateway: Gateway, client: httpx.AsyncClient, signed_in: httpx.AsyncClient
+) -> None:
+    seed_products(gateway)
+    placed = await client.post(
+        "/process/v1/orders", json=order_payload("WEB-78"), headers={"X-Correlation-ID": "placed-1"}
+    )
+    order_id = placed.json()["order_id"]
+    cancelled = await client.post(
+        f"/process/v1/orders/{order_id}/cancel",
+        json={"reason": "changed their mind"},
+        headers={"X-Correlation-ID": "cancelled-1"},
+    )
+    assert cancelled.status_code == 200, cancelled.text
+
+    api = (await client.get(f"/process/v1/orders/{order_id}/journey")).json()
+    page = (await signed_in.get(f"/ops/orders/{order_id}")).text
+
+    assert '<code id="origin-correlation-id">placed-1</code>' in page
+    listed = re.search(r'<ol class="plain" id="correlation-ids">(.*?)</ol>', page, re.S)
+    assert listed is not None
+    assert re.findall(r"<code>([^<]+)</code>", listed.group(1)) == ["placed-1", "cancelled-1"]
+    assert api["correlation_ids"] == ["placed-1", "cancelled-1"]
+    shown = re.findall(r'<tr class="(status-change|event)">(.*?)</tr>', page, re.S)
+    assert len(shown) == len(api["steps"])
+    for (kind, row), step in zip(shown, api["steps"], strict=True):
+        assert kind == step["kind"].replace("_", "-")
+        assert f"<td>{step['to_status'] or step['type']}</td>" in row
+        assert f"<code>{step['correlation_id']}</code>" in row
+
+
 async def test_a_dead_letter_replayed_from_the_console_reaches_the_receiver(
     gateway: Gateway,
     clock: ManualClock,

@@ -137,7 +137,7 @@ async def test_retry_of_an_exception_no_step_raised_is_a_409_problem(
     assert "nothing to run again" in body["detail"]
 
 
-async def test_replay_is_a_409_problem_until_delivery_offers_it(
+async def test_replay_is_a_409_problem_for_an_exception_about_no_webhook_endpoint(
     gateway: Gateway, client: httpx.AsyncClient
 ) -> None:
     exception_id = await raise_exception(gateway)
@@ -146,7 +146,8 @@ async def test_replay_is_a_409_problem_until_delivery_offers_it(
         f"/process/v1/exceptions/{exception_id}/resolve", json={"action": "replay"}
     )
 
-    problem(response, 409, "exception-action-not-applicable")
+    body = problem(response, 409, "exception-action-not-applicable")
+    assert "no dead letters to replay" in body["detail"]
 
 
 async def test_cancel_cancels_the_order_the_exception_is_about(
