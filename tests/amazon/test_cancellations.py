@@ -6,6 +6,7 @@ exception people see or leaves it open with Amazon's answer."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy import delete, select
 
 from contracts.exceptions import ExceptionStatus
 from gateway import Gateway
+from gateway_infra.clock import ManualClock
 from process_api.marketplaces.amazon import AmazonAdapter, build_amazon_adapter
 from process_api.marketplaces.amazon.acknowledgements import (
     CancelledItem,
@@ -23,6 +25,7 @@ from process_api.marketplaces.amazon.acknowledgements import (
     cancellation_feed,
     processing_report,
 )
+from process_api.marketplaces.amazon.repository import claim_cancellations
 from process_api.tables import amazon_cancellations, amazon_feeds, amazon_orders
 from tests.amazon.conftest import (
     CREDENTIALS,
@@ -224,6 +227,57 @@ async def test_a_cancellation_that_could_not_be_sent_goes_out_after_a_restart_an
     assert len(created_cancellation_feeds(amazon)) == 1
     await restarted.track_submissions()
     assert (await gateway.exceptions.require(exception_id)).status is ExceptionStatus.RESOLVED
+
+
+async def test_two_gateways_sending_at_once_put_a_refused_order_in_one_feed_only(
+    gateway: Gateway,
+    adapter: AmazonAdapter,
+    restarted: AmazonAdapter,
+    amazon: AmazonState,
+    amazon_models: Path,
+    clock: ManualClock,
+) -> None:
+    _, exception_id = await refused(gateway, adapter, amazon_models)
+    sent_meanwhile: list[int] = []
+
+    async def other_gateway_sends_meanwhile(seconds: float) -> None:
+        clock.advance(timedelta(seconds=seconds))
+        if not sent_meanwhile:
+            sent_meanwhile.append((await restarted.send_cancellations()).cancellations_sent)
+
+    # The first gateway has read what to send when Amazon throttles it, and waits.
+    amazon.throttle["/feeds/2021-06-30/documents"] = 1
+    adapter.client.sleep = other_gateway_sends_meanwhile
+
+    sent = await adapter.send_cancellations()
+
+    assert (sent.cancellations_sent, sent_meanwhile) == (1, [0])
+    assert len(created_cancellation_feeds(amazon)) == 1
+    assert cancellation_states(gateway) == [(EXAMPLE_ID, "submitted")]
+    await adapter.track_submissions()
+    assert (await gateway.exceptions.require(exception_id)).status is ExceptionStatus.RESOLVED
+
+
+async def test_a_cancellation_claimed_by_a_gateway_that_stopped_goes_out_once_the_claim_is_old(
+    gateway: Gateway,
+    adapter: AmazonAdapter,
+    restarted: AmazonAdapter,
+    amazon: AmazonState,
+    amazon_models: Path,
+    clock: ManualClock,
+) -> None:
+    await refused(gateway, adapter, amazon_models)
+    claimed = gateway.database.run_write(
+        lambda conn: claim_cancellations(conn, "amazon_us", 100, clock.now(), clock.now())
+    )
+    assert [c.amazon_order_id for c in claimed] == [EXAMPLE_ID]  # then the gateway stopped
+
+    assert (await restarted.send_cancellations()).cancellations_sent == 0
+    clock.advance(restarted.cancellation_sync.abandoned_after)
+    assert (await restarted.send_cancellations()).cancellations_sent == 0
+    clock.advance(timedelta(seconds=1))
+    assert (await restarted.send_cancellations()).cancellations_sent == 1
+    assert len(created_cancellation_feeds(amazon)) == 1
 
 
 async def test_a_fatal_cancellation_feed_is_sent_again_until_amazon_processes_it(

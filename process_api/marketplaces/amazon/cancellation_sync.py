@@ -6,6 +6,7 @@ which resolves the exception (accepted) or leaves it open with Amazon's message 
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from contracts.exceptions import Severity
@@ -44,10 +45,18 @@ class CancellationSync(AmazonStep):
         return f"amazon/{self.channel}/cancellation_feed"[:200]
 
     async def send_cancellations(self) -> SyncReport:
+        """The recorded cancellations as one feed. They are claimed (moved to sending) in the
+        transaction that reads them, so two senders at once never put an order in two feeds."""
         report = SyncReport()
-        waiting = await self.store.read(
-            lambda conn: repo.cancellations_to_send(conn, self.channel, BATCH)
-        )
+
+        def claim(uow: UnitOfWork) -> tuple[list[repo.Cancellation], datetime]:
+            abandoned_before = uow.now - self.abandoned_after
+            claimed = repo.claim_cancellations(
+                uow.conn, self.channel, BATCH, uow.now, abandoned_before
+            )
+            return claimed, uow.now
+
+        waiting, claimed_at = await self.store.write(claim)
         if not waiting:
             return report
         sendable: list[repo.Cancellation] = []
@@ -61,6 +70,7 @@ class CancellationSync(AmazonStep):
         if not sendable:
             return report
         waiting = sendable
+        order_ids = [c.order_id for c in waiting]
         document = ack.cancellation_feed([_message(c) for c in waiting], self.profile.seller_id)
         try:
             submitted = await feeds.submit_feed(
@@ -71,6 +81,9 @@ class CancellationSync(AmazonStep):
                 marketplace_id=self.profile.marketplace_id,
             )
         except AmazonError as exc:
+            await self.store.write(
+                lambda uow: repo.release_cancellations(uow.conn, order_ids, claimed_at, uow.now)
+            )
             report.exceptions.append(await self.call_failed(WORKFLOW, exc, "cancellation_feed"))
             return report
         messages = [
@@ -94,13 +107,23 @@ class CancellationSync(AmazonStep):
                 now=uow.now,
             )
             repo.cancellations_submitted(
-                uow.conn, [c.order_id for c in waiting], submitted.feed_id, uow.now
+                uow.conn, order_ids, claimed_at, submitted.feed_id, uow.now
             )
 
         await self.store.write(unit)
         await self.call_succeeded("cancellation_feed")
         report.cancellations_sent += len(waiting)
         return report
+
+    @property
+    def abandoned_after(self) -> timedelta:
+        """How long a claim lasts: twice the longest a feed submission can take under the
+        profile's retries (three calls, each perhaps after a token exchange, every attempt
+        timing out and backing off its longest; 90 minutes with the defaults). A claim older
+        than that was left by a gateway that stopped while sending."""
+        p = self.profile
+        longest = 3 * 2 * p.max_attempts * (p.timeout_seconds + p.backoff_max_seconds)
+        return timedelta(seconds=2 * longest)
 
     async def track_cancellations(self) -> SyncReport:
         """Each cancellation feed until Amazon is done with it; its processing report decides
