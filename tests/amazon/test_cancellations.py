@@ -301,6 +301,50 @@ async def test_a_fatal_cancellation_feed_is_sent_again_until_amazon_processes_it
         assert (await gateway.exceptions.require(done)).status is ExceptionStatus.RESOLVED
 
 
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+async def test_an_unreadable_report_fails_its_feed_and_the_next_feeds_are_still_followed(
+    gateway: Gateway,
+    adapter: AmazonAdapter,
+    amazon: AmazonState,
+    amazon_models: Path,
+    damage: str,
+) -> None:
+    _, exception_id = await refused(gateway, adapter, amazon_models)
+    # Publishes availability (a listings feed, followed first) and sends the cancellation.
+    assert (await adapter.pull_orders()).cancellations_sent == 1
+    assert (await adapter.push_listings()).availability_sent > 0
+    amazon.damaged_reports = damage
+
+    tracked = await adapter.track_submissions()
+
+    codes = [(await gateway.exceptions.require(e)).code for e in tracked.exceptions]
+    assert codes == ["amazon_feed_failed", "amazon_cancellation_feed_failed"]
+    assert cancellation_states(gateway) == [(EXAMPLE_ID, "to_send")]
+    feed_states = gateway.database.run_read(
+        lambda conn: list(conn.execute(select(amazon_feeds.c.state)).scalars())
+    )
+    assert feed_states == ["failed", "failed"]
+    # Nothing is stuck: the next round sends both again and reads Amazon's verdict.
+    amazon.damaged_reports = None
+    assert (await adapter.send_cancellations()).cancellations_sent == 1
+    await adapter.push_listings()
+    assert (await adapter.track_submissions()).exceptions == []
+    assert (await gateway.exceptions.require(exception_id)).status is ExceptionStatus.RESOLVED
+
+
+async def test_a_token_answer_that_is_not_json_fails_the_step_and_keeps_the_round_going(
+    gateway: Gateway, adapter: AmazonAdapter, amazon: AmazonState
+) -> None:
+    amazon.token_answer = b"<html>Service Unavailable</html>"  # a proxy's page, status 200
+
+    report = await adapter.sync_round()
+
+    assert report.exceptions
+    for exception_id in report.exceptions:
+        record = await gateway.exceptions.require(exception_id)
+        assert record.code == "amazon_call_failed" and "lwa_token" in record.detail
+
+
 async def test_amazon_showing_a_refused_order_cancelled_ends_its_cancellation(
     gateway: Gateway, adapter: AmazonAdapter, amazon: AmazonState, amazon_models: Path
 ) -> None:

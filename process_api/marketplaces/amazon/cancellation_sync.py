@@ -16,7 +16,11 @@ from process_api.marketplaces.amazon import acknowledgements as ack
 from process_api.marketplaces.amazon import feeds
 from process_api.marketplaces.amazon import repository as repo
 from process_api.marketplaces.amazon.base import BATCH, AmazonStep
-from process_api.marketplaces.amazon.http import AmazonError
+from process_api.marketplaces.amazon.http import (
+    UNREADABLE_COMPRESSION,
+    AmazonError,
+    UnreadableDocument,
+)
 from process_api.marketplaces.port import SyncReport
 
 SELLER_CANCELLATION = "amazon_seller_cancellation_needed"
@@ -143,12 +147,15 @@ class CancellationSync(AmazonStep):
                 processing = ack.processing_report(outcome.report)
                 if not processing.complete:
                     raise ack.UnreadableReport("the report's StatusCode is not Complete")
+            except UnreadableDocument as exc:
+                report.exceptions.append(await self._feed_failed(feed, f"unreadable report: {exc}"))
+                continue
             except AmazonError as exc:
                 report.exceptions.append(
                     await self.call_failed(WORKFLOW, exc, f"feed/{feed.feed_id}")
                 )
                 continue
-            except (ValueError, KeyError, OSError) as exc:  # OSError: not gzip after all
+            except (ValueError, KeyError, *UNREADABLE_COMPRESSION) as exc:
                 report.exceptions.append(await self._feed_failed(feed, f"unreadable report: {exc}"))
                 continue
             report.exceptions.extend(await self._apply_report(feed, processing, report))

@@ -10,6 +10,7 @@ import gzip
 import logging
 import math
 import random
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,6 +46,16 @@ class Throttled(AmazonError):
 
 class HostNotAllowed(AmazonError):
     """The adapter was about to call a host outside its allow-list (the call is never made)."""
+
+
+class UnreadableDocument(AmazonError):
+    """A document Amazon handed over could not be read (truncated or corrupt compression):
+    asking again gives the same bytes, so whoever asked treats it as a verdict, not a failure
+    to retry."""
+
+
+UNREADABLE_COMPRESSION = (OSError, EOFError, zlib.error)
+"""What gzip raises on a document that is not gzip, cut short, or corrupt."""
 
 
 @dataclass
@@ -123,9 +134,14 @@ class SpApiClient:
                 raise AmazonError(
                     "lwa_token", f"token exchange refused ({response.status_code})", status=400
                 )
-            body = response.json()
-            token = str(body["access_token"])
-            lifetime = int(body.get("expires_in", 3600))
+            try:
+                body = response.json()
+                token = str(body["access_token"])
+                lifetime = int(body.get("expires_in", 3600))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise AmazonError(
+                    "lwa_token", f"token answer unreadable ({type(exc).__name__})", status=200
+                ) from exc
             self._token = _Token(token, now + timedelta(seconds=lifetime))
             return token
 
@@ -248,10 +264,26 @@ class SpApiClient:
             )
         content = response.content
         if compression == "GZIP":
-            content = gzip.decompress(content)
+            try:
+                content = gzip.decompress(content)
+            except UNREADABLE_COMPRESSION as exc:
+                raise UnreadableDocument(
+                    "download_document", f"GZIP document unreadable: {exc!r}"[:300]
+                ) from exc
         if len(content) > MAX_DOCUMENT_BYTES:
             raise AmazonError("download_document", "document larger than 50 MiB")
         return content
+
+
+def json_of(operation: str, response: httpx.Response) -> dict[str, Any]:
+    """The JSON object of an answer; AmazonError when it is not one."""
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise AmazonError(operation, "answer is not JSON", status=response.status_code) from exc
+    if not isinstance(body, dict):
+        raise AmazonError(operation, "answer is not a JSON object", status=response.status_code)
+    return body
 
 
 def _error_text(response: httpx.Response) -> str:

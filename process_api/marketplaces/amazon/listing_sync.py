@@ -15,7 +15,11 @@ from process_api.exceptions import open_exception, resolve_exceptions
 from process_api.marketplaces.amazon import feeds, listings
 from process_api.marketplaces.amazon import repository as repo
 from process_api.marketplaces.amazon.base import BATCH, CALL_FAILED, AmazonStep
-from process_api.marketplaces.amazon.http import AmazonError
+from process_api.marketplaces.amazon.http import (
+    UNREADABLE_COMPRESSION,
+    AmazonError,
+    UnreadableDocument,
+)
 from process_api.marketplaces.amazon.listings import ListingChange, Promotion
 from process_api.marketplaces.port import SyncReport
 
@@ -141,12 +145,15 @@ class ListingSync(AmazonStep):
                     report.exceptions.append(await self._feed_failed(feed, outcome.status))
                     continue
                 processing = json.loads(outcome.report)
+            except UnreadableDocument as exc:
+                report.exceptions.append(await self._feed_failed(feed, f"unreadable report: {exc}"))
+                continue
             except AmazonError as exc:
                 report.exceptions.append(
                     await self.call_failed("inventory_sync", exc, f"feed/{feed.feed_id}")
                 )
                 continue
-            except (ValueError, KeyError, OSError) as exc:  # OSError: not gzip after all
+            except (ValueError, KeyError, *UNREADABLE_COMPRESSION) as exc:
                 report.exceptions.append(await self._feed_failed(feed, f"unreadable report: {exc}"))
                 continue
             report.exceptions.extend(await self._apply_report(feed, processing, report))

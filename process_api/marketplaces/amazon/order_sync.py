@@ -22,7 +22,7 @@ from process_api.marketplaces.amazon.cancellation_sync import (
     refused_detail,
     seller_cancellation_subject,
 )
-from process_api.marketplaces.amazon.http import AmazonError, SpApiClient
+from process_api.marketplaces.amazon.http import AmazonError, SpApiClient, json_of
 from process_api.marketplaces.amazon.orders import (
     Action,
     UnmappableOrder,
@@ -70,9 +70,10 @@ class OrderSync(AmazonStep):
                 }
                 if cursor.pagination_token:
                     params["paginationToken"] = cursor.pagination_token
-                body = (
-                    await self.client.call("searchOrders", "GET", ORDERS_PATH, params=params)
-                ).json()
+                body = json_of(
+                    "searchOrders",
+                    await self.client.call("searchOrders", "GET", ORDERS_PATH, params=params),
+                )
                 for order in body.get("orders") or []:
                     await self._take_order(order, report)
                 next_token = (body.get("pagination") or {}).get("nextToken")
