@@ -9,18 +9,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from contracts.exceptions import Severity
 from gateway_infra.unit_of_work import UnitOfWork
-from process_api.exceptions import open_exception, resolve_exceptions
+from process_api.exceptions import resolve_exceptions
 from process_api.marketplaces.amazon import acknowledgements as ack
 from process_api.marketplaces.amazon import feeds
 from process_api.marketplaces.amazon import repository as repo
 from process_api.marketplaces.amazon.base import BATCH, AmazonStep
-from process_api.marketplaces.amazon.http import (
-    UNREADABLE_COMPRESSION,
-    AmazonError,
-    UnreadableDocument,
-)
+from process_api.marketplaces.amazon.http import AmazonError
 from process_api.marketplaces.port import SyncReport
 
 SELLER_CANCELLATION = "amazon_seller_cancellation_needed"
@@ -132,35 +127,9 @@ class CancellationSync(AmazonStep):
     async def track_cancellations(self) -> SyncReport:
         """Each cancellation feed until Amazon is done with it; its processing report decides
         per order."""
-        report = SyncReport()
-        waiting = await self.store.read(
-            lambda conn: repo.feeds_in(conn, self.channel, (repo.SUBMITTED,), ack.FEED_TYPE)
+        return await self.track_feeds(
+            ack.FEED_TYPE, WORKFLOW, _complete_report, self._apply_report, self._feed_failed
         )
-        for feed in waiting:
-            try:
-                outcome = await feeds.feed_outcome(self.client, feed.feed_id)
-                if outcome.waiting:
-                    continue
-                if outcome.report is None:
-                    report.exceptions.append(await self._feed_failed(feed, outcome.status))
-                    continue
-                processing = ack.processing_report(outcome.report)
-                if not processing.complete:
-                    raise ack.UnreadableReport("the report's StatusCode is not Complete")
-            except UnreadableDocument as exc:
-                report.exceptions.append(await self._feed_failed(feed, f"unreadable report: {exc}"))
-                continue
-            except AmazonError as exc:
-                report.exceptions.append(
-                    await self.call_failed(WORKFLOW, exc, f"feed/{feed.feed_id}")
-                )
-                continue
-            except (ValueError, KeyError, *UNREADABLE_COMPRESSION) as exc:
-                report.exceptions.append(await self._feed_failed(feed, f"unreadable report: {exc}"))
-                continue
-            report.exceptions.extend(await self._apply_report(feed, processing, report))
-            report.feeds_finished += 1
-        return report
 
     async def _apply_report(
         self, feed: repo.Feed, processing: ack.ProcessingReport, report: SyncReport
@@ -223,14 +192,12 @@ class CancellationSync(AmazonStep):
 
     def _refused(self, uow: UnitOfWork, order_id: str, amazon_id: str, why: str) -> str:
         """The seller-cancellation exception, still open, now with Amazon's reason."""
-        return open_exception(
+        return self.record_exception(
             uow,
             workflow=WORKFLOW,
             code=SELLER_CANCELLATION,
             subject=seller_cancellation_subject(order_id),
-            channel=self.channel,
-            severity=Severity.HIGH,
-            detail=refused_detail(amazon_id, why)[:4000],
+            detail=refused_detail(amazon_id, why),
             object_ids={"order_id": order_id, "channel_order_id": amazon_id[:128]},
         )
 
@@ -256,18 +223,16 @@ class CancellationSync(AmazonStep):
                     now=uow.now,
                     feed_id=feed.feed_id,
                 )
-            return open_exception(
+            return self.record_exception(
                 uow,
                 workflow=WORKFLOW,
                 code=CANCELLATION_FEED_FAILED,
                 subject=self._feed_subject,
-                channel=self.channel,
-                severity=Severity.HIGH,
                 detail=(
                     f"Amazon cancellation feed {feed.feed_id} ended {state}; none of its "
                     f"{len(feed.messages)} seller cancellations is known to be applied. They "
                     "are sent again next round."
-                )[:4000],
+                ),
                 object_ids={"feed_id": feed.feed_id[:128]},
             )
 
@@ -281,6 +246,14 @@ class CancellationSync(AmazonStep):
             return self._refused(uow, cancellation.order_id, cancellation.amazon_order_id, why)
 
         return await self.store.write(unit)
+
+
+def _complete_report(content: bytes) -> ack.ProcessingReport:
+    """The XML processing report, refused unless Amazon says it is Complete."""
+    processing = ack.processing_report(content)
+    if not processing.complete:
+        raise ack.UnreadableReport("the report's StatusCode is not Complete")
+    return processing
 
 
 def _message(cancellation: repo.Cancellation) -> ack.OrderCancellation:
