@@ -9,12 +9,14 @@ a claimed timer is leased to one of them; a crashed owner's lease runs out and a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from pydantic import JsonValue
@@ -71,6 +73,7 @@ class DueTimer:
 
 TimerHandler = Callable[[DueTimer], Awaitable[None]]
 GiveUpHandler = Callable[[DueTimer, str], Awaitable[None]]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 def schedule(
@@ -176,7 +179,11 @@ def cancel(conn: Connection, *, kind: str, key: str) -> bool:
 
 
 class Scheduler:
-    """Claims due timers with a lease and runs their handlers, retrying failures with backoff."""
+    """Claims due timers with a lease and runs their handlers, retrying failures with backoff.
+
+    While a handler runs, its lease is renewed every third of the lease (through `sleep`), so a
+    timer is never run by two schedulers at once however long its handler takes; a stopped
+    scheduler renews nothing, and its timers go to another once the lease has run out."""
 
     def __init__(
         self,
@@ -185,10 +192,12 @@ class Scheduler:
         lease: timedelta = timedelta(seconds=60),
         owner: str | None = None,
         rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.store = store
         self.lease = lease
         self.owner = owner or f"scheduler-{uuid.uuid4().hex[:12]}"
+        self._sleep = sleep
         self._handlers: dict[str, tuple[TimerHandler, RetryPolicy, GiveUpHandler | None]] = {}
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
 
@@ -280,16 +289,22 @@ class Scheduler:
         for timer in claimed:
             if self.store.clock.now() >= lease_ends:
                 break
-            await self._run_one(timer)
+            await self._run_one(timer, lease_ends)
             ran += 1
         return ran
 
-    async def _run_one(self, timer: DueTimer) -> None:
+    async def _run_one(self, timer: DueTimer, lease_ends: datetime) -> None:
         handler, retry, on_give_up = self._handlers[timer.kind]
         token = correlation_id_var.set(timer.correlation_id or new_correlation_id())
         try:
             with span(f"timer {timer.kind}", attributes={"gateway.timer.key": timer.key}):
-                await handler(timer)
+                renewal = asyncio.create_task(self._keep_leased(timer, lease_ends))
+                try:
+                    await handler(timer)
+                finally:
+                    renewal.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await renewal
         except Exception as exc:  # noqa: BLE001 - a failing handler is retried, never fatal
             error = f"{type(exc).__name__}: {exc}"
             log.warning(
@@ -319,6 +334,25 @@ class Scheduler:
             )
         finally:
             correlation_id_var.reset(token)
+
+    async def _keep_leased(self, timer: DueTimer, lease_ends: datetime) -> None:
+        """Renew the lease of a running timer each time a third of it has passed; stop once
+        the timer is no longer ours (its handler moved or cancelled it)."""
+        while True:
+            renew_at = lease_ends - self.lease * 2 / 3
+            await self._sleep(max((renew_at - self.store.clock.now()).total_seconds(), 0.0))
+            until = self.store.clock.now() + self.lease
+            try:
+                if not await self.store.database.write(partial(self._renew, timer, until)):
+                    return
+            except Exception:  # noqa: BLE001 - the handler runs on; tried again shortly
+                log.warning("timer lease not renewed", extra={"kind": timer.kind, "key": timer.key})
+                until = self.store.clock.now() + self.lease * 5 / 6  # next try in a sixth
+            lease_ends = until
+
+    def _renew(self, timer: DueTimer, until: datetime, conn: Connection) -> bool:
+        renewed = conn.execute(update(timers).where(self._mine(timer)).values(lease_until=until))
+        return bool(renewed.rowcount)
 
     async def _after_failure(
         self, timer: DueTimer, retry: RetryPolicy, on_give_up: GiveUpHandler | None, error: str
@@ -358,7 +392,8 @@ class Scheduler:
 
 class Recurring:
     """A job the scheduler runs every `every`: one timer per kind, shared by every gateway
-    process (each ensures it exists at start; whichever claims it runs the round)."""
+    process (each ensures it exists at start; whichever claims it runs the round). The running
+    round keeps the timer's lease, so a round slower than the lease never runs twice at once."""
 
     def __init__(
         self,

@@ -260,7 +260,12 @@ class Settings(BaseSettings):
         ),
     )
     scheduler_lease_seconds: float = Field(
-        default=60.0, gt=0, description="How long a claimed timer is reserved for its process."
+        default=60.0,
+        gt=0,
+        description=(
+            "How long a claimed timer is reserved for its process; renewed every third of it "
+            "while the timer's handler runs, so only a stopped process loses it."
+        ),
     )
 
     webhooks_enabled: bool = Field(

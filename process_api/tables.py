@@ -530,8 +530,9 @@ amazon_cancellations = Table(
     "proc_amazon_cancellations",
     metadata,
     # The seller cancellation of each Amazon order the gateway refused, recorded with the
-    # refusal: to_send -> submitted (in feed_id) -> accepted | refused; a feed that failed puts
-    # it back to to_send. One per order, so it is never sent for another reason.
+    # refusal: to_send -> sending (claimed by one sender at updated_at) -> submitted (in
+    # feed_id) -> accepted | refused; a feed that failed puts it back to to_send. One per order,
+    # so it is never sent for another reason.
     Column("order_id", String(40), primary_key=True),
     Column("channel", String(64), nullable=False),
     Column("amazon_order_id", String(64), nullable=False),

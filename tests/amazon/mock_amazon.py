@@ -159,6 +159,10 @@ class AmazonState:
     rate_limits: dict[str, str] = field(default_factory=dict)
     """Path prefix -> the x-amzn-RateLimit-Limit to answer with (Prism's model says 'string')."""
     rewrite_document_urls: bool = True
+    damaged_reports: str | None = None
+    token_answer: bytes | None = None
+    """Served by Login with Amazon as is (status 200) instead of a token, when set."""
+    """"truncated" (gzip cut short) or "corrupt" (deflate data that is not): reports served so."""
     tokens_issued: list[str] = field(default_factory=list)
     counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -245,7 +249,7 @@ def mock_amazon_app(state: AmazonState, prism: dict[str, str]) -> FastAPI:
     app = FastAPI()
 
     @app.post("/auth/o2/token")
-    async def token(request: Request) -> JSONResponse:
+    async def token(request: Request) -> Response:
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
         if (
             form.get("grant_type") != "refresh_token"
@@ -254,6 +258,8 @@ def mock_amazon_app(state: AmazonState, prism: dict[str, str]) -> FastAPI:
             or form.get("refresh_token") != REFRESH_TOKEN
         ):
             return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        if state.token_answer is not None:
+            return Response(state.token_answer, media_type="text/html")
         issued = f"Atza|access-{next(state.counter)}"
         state.tokens_issued.append(issued)
         return JSONResponse({"access_token": issued, "token_type": "bearer", "expires_in": 3600})
@@ -276,7 +282,12 @@ def mock_amazon_app(state: AmazonState, prism: dict[str, str]) -> FastAPI:
             report = state.xml_report_for(feed_id)
         else:
             report = json.dumps(state.report_for(feed_id)).encode()
-        return Response(gzip.compress(report), media_type="application/octet-stream")
+        compressed = gzip.compress(report)
+        if state.damaged_reports == "truncated":
+            compressed = compressed[: len(compressed) // 2]
+        elif state.damaged_reports == "corrupt":
+            compressed = compressed[:10] + b"\xff" * 20  # a deflate block of reserved type
+        return Response(compressed, media_type="application/octet-stream")
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     async def sp_api(path: str, request: Request) -> Response:

@@ -6,6 +6,7 @@ exception people see or leaves it open with Amazon's answer."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy import delete, select
 
 from contracts.exceptions import ExceptionStatus
 from gateway import Gateway
+from gateway_infra.clock import ManualClock
 from process_api.marketplaces.amazon import AmazonAdapter, build_amazon_adapter
 from process_api.marketplaces.amazon.acknowledgements import (
     CancelledItem,
@@ -23,6 +25,7 @@ from process_api.marketplaces.amazon.acknowledgements import (
     cancellation_feed,
     processing_report,
 )
+from process_api.marketplaces.amazon.repository import claim_cancellations
 from process_api.tables import amazon_cancellations, amazon_feeds, amazon_orders
 from tests.amazon.conftest import (
     CREDENTIALS,
@@ -226,6 +229,57 @@ async def test_a_cancellation_that_could_not_be_sent_goes_out_after_a_restart_an
     assert (await gateway.exceptions.require(exception_id)).status is ExceptionStatus.RESOLVED
 
 
+async def test_two_gateways_sending_at_once_put_a_refused_order_in_one_feed_only(
+    gateway: Gateway,
+    adapter: AmazonAdapter,
+    restarted: AmazonAdapter,
+    amazon: AmazonState,
+    amazon_models: Path,
+    clock: ManualClock,
+) -> None:
+    _, exception_id = await refused(gateway, adapter, amazon_models)
+    sent_meanwhile: list[int] = []
+
+    async def other_gateway_sends_meanwhile(seconds: float) -> None:
+        clock.advance(timedelta(seconds=seconds))
+        if not sent_meanwhile:
+            sent_meanwhile.append((await restarted.send_cancellations()).cancellations_sent)
+
+    # The first gateway has read what to send when Amazon throttles it, and waits.
+    amazon.throttle["/feeds/2021-06-30/documents"] = 1
+    adapter.client.sleep = other_gateway_sends_meanwhile
+
+    sent = await adapter.send_cancellations()
+
+    assert (sent.cancellations_sent, sent_meanwhile) == (1, [0])
+    assert len(created_cancellation_feeds(amazon)) == 1
+    assert cancellation_states(gateway) == [(EXAMPLE_ID, "submitted")]
+    await adapter.track_submissions()
+    assert (await gateway.exceptions.require(exception_id)).status is ExceptionStatus.RESOLVED
+
+
+async def test_a_cancellation_claimed_by_a_gateway_that_stopped_goes_out_once_the_claim_is_old(
+    gateway: Gateway,
+    adapter: AmazonAdapter,
+    restarted: AmazonAdapter,
+    amazon: AmazonState,
+    amazon_models: Path,
+    clock: ManualClock,
+) -> None:
+    await refused(gateway, adapter, amazon_models)
+    claimed = gateway.database.run_write(
+        lambda conn: claim_cancellations(conn, "amazon_us", 100, clock.now(), clock.now())
+    )
+    assert [c.amazon_order_id for c in claimed] == [EXAMPLE_ID]  # then the gateway stopped
+
+    assert (await restarted.send_cancellations()).cancellations_sent == 0
+    clock.advance(restarted.cancellation_sync.abandoned_after)
+    assert (await restarted.send_cancellations()).cancellations_sent == 0
+    clock.advance(timedelta(seconds=1))
+    assert (await restarted.send_cancellations()).cancellations_sent == 1
+    assert len(created_cancellation_feeds(amazon)) == 1
+
+
 async def test_a_fatal_cancellation_feed_is_sent_again_until_amazon_processes_it(
     gateway: Gateway, adapter: AmazonAdapter, amazon: AmazonState, amazon_models: Path
 ) -> None:
@@ -245,6 +299,50 @@ async def test_a_fatal_cancellation_feed_is_sent_again_until_amazon_processes_it
     assert len(created_cancellation_feeds(amazon)) == 2
     for done in (exception_id, feed_failed):
         assert (await gateway.exceptions.require(done)).status is ExceptionStatus.RESOLVED
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+async def test_an_unreadable_report_fails_its_feed_and_the_next_feeds_are_still_followed(
+    gateway: Gateway,
+    adapter: AmazonAdapter,
+    amazon: AmazonState,
+    amazon_models: Path,
+    damage: str,
+) -> None:
+    _, exception_id = await refused(gateway, adapter, amazon_models)
+    # Publishes availability (a listings feed, followed first) and sends the cancellation.
+    assert (await adapter.pull_orders()).cancellations_sent == 1
+    assert (await adapter.push_listings()).availability_sent > 0
+    amazon.damaged_reports = damage
+
+    tracked = await adapter.track_submissions()
+
+    codes = [(await gateway.exceptions.require(e)).code for e in tracked.exceptions]
+    assert codes == ["amazon_feed_failed", "amazon_cancellation_feed_failed"]
+    assert cancellation_states(gateway) == [(EXAMPLE_ID, "to_send")]
+    feed_states = gateway.database.run_read(
+        lambda conn: list(conn.execute(select(amazon_feeds.c.state)).scalars())
+    )
+    assert feed_states == ["failed", "failed"]
+    # Nothing is stuck: the next round sends both again and reads Amazon's verdict.
+    amazon.damaged_reports = None
+    assert (await adapter.send_cancellations()).cancellations_sent == 1
+    await adapter.push_listings()
+    assert (await adapter.track_submissions()).exceptions == []
+    assert (await gateway.exceptions.require(exception_id)).status is ExceptionStatus.RESOLVED
+
+
+async def test_a_token_answer_that_is_not_json_fails_the_step_and_keeps_the_round_going(
+    gateway: Gateway, adapter: AmazonAdapter, amazon: AmazonState
+) -> None:
+    amazon.token_answer = b"<html>Service Unavailable</html>"  # a proxy's page, status 200
+
+    report = await adapter.sync_round()
+
+    assert report.exceptions
+    for exception_id in report.exceptions:
+        record = await gateway.exceptions.require(exception_id)
+        assert record.code == "amazon_call_failed" and "lwa_token" in record.detail
 
 
 async def test_amazon_showing_a_refused_order_cancelled_ends_its_cancellation(

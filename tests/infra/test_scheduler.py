@@ -676,3 +676,88 @@ async def test_each_round_of_a_recurring_job_is_work_of_its_own(
         assert await scheduler.run_due() == 1
 
     assert len(seen) == 2 and None not in seen and seen[0] != seen[1]
+
+
+class Heartbeat:
+    """The sleep of a scheduler's lease renewal, woken by the test one beat at a time."""
+
+    def __init__(self) -> None:
+        self._wake = asyncio.Event()
+        self._asleep = asyncio.Event()
+
+    async def sleep(self, _seconds: float) -> None:
+        self._asleep.set()
+        await self._wake.wait()
+        self._wake.clear()
+
+    async def beat(self) -> None:
+        """Wake the renewal once and wait until it sleeps again, its lease renewed."""
+        async with asyncio.timeout(10):  # a hang guard only: a renewal takes milliseconds
+            await self._asleep.wait()
+            self._asleep.clear()
+            self._wake.set()
+            await self._asleep.wait()
+
+
+async def test_a_recurring_round_slower_than_the_lease_keeps_it_and_never_runs_twice_at_once(
+    store: Store, second_database: Database, clock: ManualClock
+) -> None:
+    heartbeat = Heartbeat()
+    sched_a = Scheduler(store, lease=LEASE, owner="a", rng=random.Random(1), sleep=heartbeat.sleep)
+    sched_b = make_scheduler(Store(second_database, clock), owner="b", seed=2)
+    rounds: list[str] = []
+    claimed_meanwhile: list[int] = []
+
+    async def slow_round() -> None:
+        rounds.append("started")
+        for _ in range(3):  # three leases long, renewed every two thirds of one
+            clock.advance(LEASE * 2 / 3)
+            await heartbeat.beat()
+            claimed_meanwhile.append(await sched_b.run_due())
+        clock.advance(LEASE * 2 / 3)
+        claimed_meanwhile.append(await sched_b.run_due())
+        rounds.append("finished")
+
+    for scheduler in (sched_a, sched_b):
+        recurring = Recurring(store, "marketplace.sync", timedelta(minutes=5), slow_round)
+        recurring.register(scheduler)
+    await recurring.ensure_scheduled()
+    clock.advance(timedelta(minutes=5))
+
+    assert await sched_a.run_due() == 1
+
+    assert rounds == ["started", "finished"]
+    assert claimed_meanwhile == [0, 0, 0, 0]
+    row = await only_timer(store)  # the next round, free for whichever scheduler comes first
+    assert (row.due_at, row.lease_owner) == (clock.now() + timedelta(minutes=5), None)
+
+
+async def test_a_stopped_scheduler_renews_nothing_and_its_timer_goes_to_another_after_the_lease(
+    store: Store, clock: ManualClock
+) -> None:
+    heartbeat = Heartbeat()
+    sched_a = Scheduler(store, lease=LEASE, owner="a", rng=random.Random(1), sleep=heartbeat.sleep)
+    sched_b = make_scheduler(store, owner="b", seed=2)
+    started = asyncio.Event()
+
+    async def hangs(_timer: DueTimer) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    sched_a.register(KIND, hangs)
+    handler_b = Recorder()
+    sched_b.register(KIND, handler_b)
+    await schedule_in(store, timedelta(0))
+    running = asyncio.create_task(sched_a.run_due())
+    await started.wait()
+    clock.advance(LEASE * 2 / 3)
+    await heartbeat.beat()
+    running.cancel()  # the process stops
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+    clock.advance(LEASE - timedelta(seconds=1))
+    assert await sched_b.run_due() == 0
+    clock.advance(timedelta(seconds=2))
+    assert await sched_b.run_due() == 1
+    assert handler_b.keys == ["res-1"]

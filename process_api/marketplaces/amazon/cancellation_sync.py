@@ -6,11 +6,11 @@ which resolves the exception (accepted) or leaves it open with Amazon's message 
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
-from contracts.exceptions import Severity
 from gateway_infra.unit_of_work import UnitOfWork
-from process_api.exceptions import open_exception, resolve_exceptions
+from process_api.exceptions import resolve_exceptions
 from process_api.marketplaces.amazon import acknowledgements as ack
 from process_api.marketplaces.amazon import feeds
 from process_api.marketplaces.amazon import repository as repo
@@ -44,10 +44,18 @@ class CancellationSync(AmazonStep):
         return f"amazon/{self.channel}/cancellation_feed"[:200]
 
     async def send_cancellations(self) -> SyncReport:
+        """The recorded cancellations as one feed. They are claimed (moved to sending) in the
+        transaction that reads them, so two senders at once never put an order in two feeds."""
         report = SyncReport()
-        waiting = await self.store.read(
-            lambda conn: repo.cancellations_to_send(conn, self.channel, BATCH)
-        )
+
+        def claim(uow: UnitOfWork) -> tuple[list[repo.Cancellation], datetime]:
+            abandoned_before = uow.now - self.abandoned_after
+            claimed = repo.claim_cancellations(
+                uow.conn, self.channel, BATCH, uow.now, abandoned_before
+            )
+            return claimed, uow.now
+
+        waiting, claimed_at = await self.store.write(claim)
         if not waiting:
             return report
         sendable: list[repo.Cancellation] = []
@@ -61,6 +69,7 @@ class CancellationSync(AmazonStep):
         if not sendable:
             return report
         waiting = sendable
+        order_ids = [c.order_id for c in waiting]
         document = ack.cancellation_feed([_message(c) for c in waiting], self.profile.seller_id)
         try:
             submitted = await feeds.submit_feed(
@@ -71,6 +80,9 @@ class CancellationSync(AmazonStep):
                 marketplace_id=self.profile.marketplace_id,
             )
         except AmazonError as exc:
+            await self.store.write(
+                lambda uow: repo.release_cancellations(uow.conn, order_ids, claimed_at, uow.now)
+            )
             report.exceptions.append(await self.call_failed(WORKFLOW, exc, "cancellation_feed"))
             return report
         messages = [
@@ -94,7 +106,7 @@ class CancellationSync(AmazonStep):
                 now=uow.now,
             )
             repo.cancellations_submitted(
-                uow.conn, [c.order_id for c in waiting], submitted.feed_id, uow.now
+                uow.conn, order_ids, claimed_at, submitted.feed_id, uow.now
             )
 
         await self.store.write(unit)
@@ -102,35 +114,22 @@ class CancellationSync(AmazonStep):
         report.cancellations_sent += len(waiting)
         return report
 
+    @property
+    def abandoned_after(self) -> timedelta:
+        """How long a claim lasts: twice the longest a feed submission can take under the
+        profile's retries (three calls, each perhaps after a token exchange, every attempt
+        timing out and backing off its longest; 90 minutes with the defaults). A claim older
+        than that was left by a gateway that stopped while sending."""
+        p = self.profile
+        longest = 3 * 2 * p.max_attempts * (p.timeout_seconds + p.backoff_max_seconds)
+        return timedelta(seconds=2 * longest)
+
     async def track_cancellations(self) -> SyncReport:
         """Each cancellation feed until Amazon is done with it; its processing report decides
         per order."""
-        report = SyncReport()
-        waiting = await self.store.read(
-            lambda conn: repo.feeds_in(conn, self.channel, (repo.SUBMITTED,), ack.FEED_TYPE)
+        return await self.track_feeds(
+            ack.FEED_TYPE, WORKFLOW, _complete_report, self._apply_report, self._feed_failed
         )
-        for feed in waiting:
-            try:
-                outcome = await feeds.feed_outcome(self.client, feed.feed_id)
-                if outcome.waiting:
-                    continue
-                if outcome.report is None:
-                    report.exceptions.append(await self._feed_failed(feed, outcome.status))
-                    continue
-                processing = ack.processing_report(outcome.report)
-                if not processing.complete:
-                    raise ack.UnreadableReport("the report's StatusCode is not Complete")
-            except AmazonError as exc:
-                report.exceptions.append(
-                    await self.call_failed(WORKFLOW, exc, f"feed/{feed.feed_id}")
-                )
-                continue
-            except (ValueError, KeyError, OSError) as exc:  # OSError: not gzip after all
-                report.exceptions.append(await self._feed_failed(feed, f"unreadable report: {exc}"))
-                continue
-            report.exceptions.extend(await self._apply_report(feed, processing, report))
-            report.feeds_finished += 1
-        return report
 
     async def _apply_report(
         self, feed: repo.Feed, processing: ack.ProcessingReport, report: SyncReport
@@ -193,14 +192,12 @@ class CancellationSync(AmazonStep):
 
     def _refused(self, uow: UnitOfWork, order_id: str, amazon_id: str, why: str) -> str:
         """The seller-cancellation exception, still open, now with Amazon's reason."""
-        return open_exception(
+        return self.record_exception(
             uow,
             workflow=WORKFLOW,
             code=SELLER_CANCELLATION,
             subject=seller_cancellation_subject(order_id),
-            channel=self.channel,
-            severity=Severity.HIGH,
-            detail=refused_detail(amazon_id, why)[:4000],
+            detail=refused_detail(amazon_id, why),
             object_ids={"order_id": order_id, "channel_order_id": amazon_id[:128]},
         )
 
@@ -226,18 +223,16 @@ class CancellationSync(AmazonStep):
                     now=uow.now,
                     feed_id=feed.feed_id,
                 )
-            return open_exception(
+            return self.record_exception(
                 uow,
                 workflow=WORKFLOW,
                 code=CANCELLATION_FEED_FAILED,
                 subject=self._feed_subject,
-                channel=self.channel,
-                severity=Severity.HIGH,
                 detail=(
                     f"Amazon cancellation feed {feed.feed_id} ended {state}; none of its "
                     f"{len(feed.messages)} seller cancellations is known to be applied. They "
                     "are sent again next round."
-                )[:4000],
+                ),
                 object_ids={"feed_id": feed.feed_id[:128]},
             )
 
@@ -251,6 +246,14 @@ class CancellationSync(AmazonStep):
             return self._refused(uow, cancellation.order_id, cancellation.amazon_order_id, why)
 
         return await self.store.write(unit)
+
+
+def _complete_report(content: bytes) -> ack.ProcessingReport:
+    """The XML processing report, refused unless Amazon says it is Complete."""
+    processing = ack.processing_report(content)
+    if not processing.complete:
+        raise ack.UnreadableReport("the report's StatusCode is not Complete")
+    return processing
 
 
 def _message(cancellation: repo.Cancellation) -> ack.OrderCancellation:

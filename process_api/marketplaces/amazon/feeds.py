@@ -68,8 +68,9 @@ async def submit_feed(
 
 
 async def feed_outcome(client: SpApiClient, feed_id: str) -> Outcome:
-    """Where the feed is; with its processing report once DONE. AmazonError when a call fails
-    for good; KeyError, ValueError or OSError when Amazon's answer or report is unreadable."""
+    """Where the feed is; with its processing report once DONE. UnreadableDocument when the
+    report cannot be decompressed, AmazonError when a call fails for good; KeyError or
+    ValueError when Amazon's answer is unreadable."""
     status = (await client.call("getFeed", "GET", f"{FEEDS}/feeds/{feed_id}")).json()
     state = str(status.get("processingStatus"))
     if state != "DONE":

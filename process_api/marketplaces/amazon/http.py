@@ -6,14 +6,15 @@ pacing is the same in production and in tests that move a manual clock."""
 from __future__ import annotations
 
 import asyncio
-import gzip
 import logging
 import math
 import random
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -47,6 +48,17 @@ class HostNotAllowed(AmazonError):
     """The adapter was about to call a host outside its allow-list (the call is never made)."""
 
 
+class UnreadableDocument(AmazonError):
+    """A document Amazon handed over could not be read (truncated or corrupt compression):
+    asking again gives the same bytes, so whoever asked treats it as a verdict, not a failure
+    to retry."""
+
+
+UNREADABLE_COMPRESSION = (OSError, EOFError, zlib.error)
+"""What gzip and zlib raise on data that is not gzip, cut short, or corrupt (download_document
+turns these into UnreadableDocument)."""
+
+
 @dataclass
 class _Token:
     value: str
@@ -65,8 +77,10 @@ class SpApiClient:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_document_bytes: int = MAX_DOCUMENT_BYTES,
     ) -> None:
         self.profile = profile
+        self.max_document_bytes = max_document_bytes
         self.credentials = credentials
         self.clock = clock
         self.sleep = sleep
@@ -94,9 +108,13 @@ class SpApiClient:
             )
 
     def check_url(self, operation: str, url: str) -> None:
-        """Refuse a URL Amazon handed us (a feed document) whose host is not allow-listed."""
+        """Refuse a URL Amazon handed us (a feed document) whose host is not allow-listed, or
+        that is not https (plain http only when the endpoint itself is, as on a test bench)."""
         if host_of(url) not in self.allowed:
             raise HostNotAllowed(operation, f"document URL host {url!r} is not allow-listed")
+        schemes = {"https", urlsplit(self.profile.endpoint).scheme}
+        if urlsplit(url).scheme not in schemes:
+            raise HostNotAllowed(operation, f"document URL {url[:200]!r} is not https")
 
     # ------------------------------------------------------------ Login with Amazon
 
@@ -123,9 +141,14 @@ class SpApiClient:
                 raise AmazonError(
                     "lwa_token", f"token exchange refused ({response.status_code})", status=400
                 )
-            body = response.json()
-            token = str(body["access_token"])
-            lifetime = int(body.get("expires_in", 3600))
+            try:
+                body = response.json()
+                token = str(body["access_token"])
+                lifetime = int(body.get("expires_in", 3600))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise AmazonError(
+                    "lwa_token", f"token answer unreadable ({type(exc).__name__})", status=200
+                ) from exc
             self._token = _Token(token, now + timedelta(seconds=lifetime))
             return token
 
@@ -189,6 +212,7 @@ class SpApiClient:
                         operation, f"still throttled (429) after {attempts} attempts", status=429
                     )
                 return response
+            await response.aclose()  # a streamed answer holds its connection until closed
             delay = self._backoff(operation, attempt)
             log.info(
                 "amazon call retried",
@@ -240,18 +264,60 @@ class SpApiClient:
             raise AmazonError("upload_document", _error_text(response), status=response.status_code)
 
     async def download_document(self, url: str, compression: str | None) -> bytes:
+        """The document, streamed and decompressed up to max_document_bytes: never more is
+        read or inflated (UnreadableDocument beyond that, or when it is cut short or corrupt)."""
         self.check_url("download_document", url)
-        response = await self._send_retrying("download_document", lambda: self.http.get(url))
-        if response.status_code != 200:
-            raise AmazonError(
-                "download_document", _error_text(response), status=response.status_code
-            )
-        content = response.content
-        if compression == "GZIP":
-            content = gzip.decompress(content)
-        if len(content) > MAX_DOCUMENT_BYTES:
-            raise AmazonError("download_document", "document larger than 50 MiB")
-        return content
+        response = await self._send_retrying(
+            "download_document",
+            lambda: self.http.send(self.http.build_request("GET", url), stream=True),
+        )
+        try:
+            content = bytearray()
+            async for chunk in response.aiter_bytes():
+                content += chunk
+                if response.status_code != 200 and len(content) > 300:
+                    break  # enough to say why
+                if len(content) > self.max_document_bytes:
+                    raise self._too_large()
+            if response.status_code != 200:
+                text = content[:300].decode("utf-8", "replace")
+                raise AmazonError(
+                    "download_document",
+                    f"HTTP {response.status_code}" + (f" ({text})" if text else ""),
+                    status=response.status_code,
+                )
+        finally:
+            await response.aclose()
+        if compression != "GZIP":
+            return bytes(content)
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing
+        try:
+            inflated = inflater.decompress(content, self.max_document_bytes + 1)
+        except zlib.error as exc:
+            raise UnreadableDocument(
+                "download_document", f"GZIP document unreadable: {exc!r}"[:300]
+            ) from exc
+        if len(inflated) > self.max_document_bytes:
+            raise self._too_large()
+        if not inflater.eof:
+            raise UnreadableDocument("download_document", "GZIP document cut short")
+        return inflated
+
+    def _too_large(self) -> UnreadableDocument:
+        return UnreadableDocument(
+            "download_document", f"document larger than {self.max_document_bytes} bytes"
+        )
+
+
+def json_of(operation: str, response: httpx.Response) -> dict[str, Any]:
+    """The JSON object of an answer; AmazonError when it is not one."""
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise AmazonError(operation, "answer is not JSON", status=response.status_code) from exc
+    if not isinstance(body, dict):
+        raise AmazonError(operation, "answer is not a JSON object", status=response.status_code)
+    return body
 
 
 def _error_text(response: httpx.Response) -> str:

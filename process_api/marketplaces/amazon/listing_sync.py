@@ -9,9 +9,8 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from contracts.exceptions import Severity
 from gateway_infra.unit_of_work import UnitOfWork
-from process_api.exceptions import open_exception, resolve_exceptions
+from process_api.exceptions import resolve_exceptions
 from process_api.marketplaces.amazon import feeds, listings
 from process_api.marketplaces.amazon import repository as repo
 from process_api.marketplaces.amazon.base import BATCH, CALL_FAILED, AmazonStep
@@ -128,30 +127,9 @@ class ListingSync(AmazonStep):
     async def track_submissions(self) -> SyncReport:
         """Each submitted feed until Amazon is done with it; a DONE feed confirms only the
         messages its processing report does not refuse."""
-        report = SyncReport()
-        waiting = await self.store.read(
-            lambda conn: repo.feeds_in(conn, self.channel, (repo.SUBMITTED,), listings.FEED_TYPE)
+        return await self.track_feeds(
+            listings.FEED_TYPE, "inventory_sync", json.loads, self._apply_report, self._feed_failed
         )
-        for feed in waiting:
-            try:
-                outcome = await feeds.feed_outcome(self.client, feed.feed_id)
-                if outcome.waiting:
-                    continue
-                if outcome.report is None:
-                    report.exceptions.append(await self._feed_failed(feed, outcome.status))
-                    continue
-                processing = json.loads(outcome.report)
-            except AmazonError as exc:
-                report.exceptions.append(
-                    await self.call_failed("inventory_sync", exc, f"feed/{feed.feed_id}")
-                )
-                continue
-            except (ValueError, KeyError, OSError) as exc:  # OSError: not gzip after all
-                report.exceptions.append(await self._feed_failed(feed, f"unreadable report: {exc}"))
-                continue
-            report.exceptions.extend(await self._apply_report(feed, processing, report))
-            report.feeds_finished += 1
-        return report
 
     async def _apply_report(
         self, feed: repo.Feed, processing: dict[str, Any], report: SyncReport
@@ -198,17 +176,15 @@ class ListingSync(AmazonStep):
                 detail=state,
                 now=uow.now,
             )
-            return open_exception(
+            return self.record_exception(
                 uow,
                 workflow="inventory_sync",
                 code=FEED_FAILED,
-                subject=f"amazon/{self.channel}/feed/{feed.feed_id}"[:200],
-                channel=self.channel,
-                severity=Severity.HIGH,
+                subject=f"amazon/{self.channel}/feed/{feed.feed_id}",
                 detail=(
                     f"Amazon feed {feed.feed_id} ended {state}; none of its "
                     f"{len(feed.messages)} changes is confirmed. They are sent again next round."
-                )[:4000],
+                ),
                 object_ids={"feed_id": feed.feed_id[:128]},
             )
 
@@ -241,16 +217,12 @@ class ListingSync(AmazonStep):
         )
 
     def _refusal(self, uow: UnitOfWork, change: ListingChange, errors: list[str]) -> str:
-        return open_exception(
+        return self.record_exception(
             uow,
             workflow=_workflow(change),
             code=LISTING_REFUSED,
-            subject=f"amazon/{self.channel}/listing/{change.sku}"[:200],
-            channel=self.channel,
-            severity=Severity.HIGH,
-            detail=(f"Amazon refused the {change.kind} of {change.sku}: {'; '.join(errors)}")[
-                :4000
-            ],
+            subject=f"amazon/{self.channel}/listing/{change.sku}",
+            detail=f"Amazon refused the {change.kind} of {change.sku}: {'; '.join(errors)}",
             object_ids={"sku": change.sku},
         )
 

@@ -9,10 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from contracts import Money, OrderStatus
-from contracts.exceptions import Severity
 from gateway_infra.problems import ProblemError
 from gateway_infra.unit_of_work import Store, UnitOfWork
-from process_api.exceptions import open_exception
 from process_api.marketplaces.amazon import acknowledgements as ack
 from process_api.marketplaces.amazon import repository as repo
 from process_api.marketplaces.amazon.base import ACTOR, BATCH, AmazonStep, timestamp
@@ -22,7 +20,7 @@ from process_api.marketplaces.amazon.cancellation_sync import (
     refused_detail,
     seller_cancellation_subject,
 )
-from process_api.marketplaces.amazon.http import AmazonError, SpApiClient
+from process_api.marketplaces.amazon.http import AmazonError, SpApiClient, json_of
 from process_api.marketplaces.amazon.orders import (
     Action,
     UnmappableOrder,
@@ -70,9 +68,10 @@ class OrderSync(AmazonStep):
                 }
                 if cursor.pagination_token:
                     params["paginationToken"] = cursor.pagination_token
-                body = (
-                    await self.client.call("searchOrders", "GET", ORDERS_PATH, params=params)
-                ).json()
+                body = json_of(
+                    "searchOrders",
+                    await self.client.call("searchOrders", "GET", ORDERS_PATH, params=params),
+                )
                 for order in body.get("orders") or []:
                     await self._take_order(order, report)
                 next_token = (body.get("pagination") or {}).get("nextToken")
@@ -179,24 +178,18 @@ class OrderSync(AmazonStep):
         except ProblemError as exc:
             # Amazon cancelled an order that has left the warehouse: a person must intercept
             # the parcel or claim it back.
-            why = exc.detail
-
-            def unit(uow: UnitOfWork) -> str:
-                return open_exception(
-                    uow,
+            report.exceptions.append(
+                await self.new_exception(
                     workflow="order_capture",
                     code=CANCEL_REFUSED,
                     subject=f"order/{order_id}",
-                    channel=self.channel,
-                    severity=Severity.HIGH,
                     detail=(
                         f"Amazon cancelled order {amazon_id}, which the gateway can no longer "
-                        f"cancel: {why}"
-                    )[:4000],
+                        f"cancel: {exc.detail}"
+                    ),
                     object_ids={"order_id": order_id, "channel_order_id": amazon_id},
                 )
-
-            report.exceptions.append(await self.store.write(unit))
+            )
 
     async def _refused(self, order_id: str, amazon_id: str) -> str | None:
         """Amazon has no acknowledgement step: an order the gateway refuses is cancelled on
@@ -229,34 +222,26 @@ class OrderSync(AmazonStep):
                     return None
                 if known is not None and known.state == repo.REFUSED:
                     detail = refused_detail(amazon_id, known.detail or "refused")
-            return open_exception(
+            return self.record_exception(
                 uow,
                 workflow="order_capture",
                 code=SELLER_CANCELLATION,
                 subject=seller_cancellation_subject(order_id),
-                channel=self.channel,
                 money_at_risk=order.total,
-                severity=Severity.HIGH,
-                detail=detail[:4000],
+                detail=detail,
                 object_ids={"order_id": order_id, "channel_order_id": amazon_id},
             )
 
         return await self.store.write(unit)
 
     async def _unmappable(self, amazon_id: str, detail: str) -> str:
-        def unit(uow: UnitOfWork) -> str:
-            return open_exception(
-                uow,
-                workflow="order_capture",
-                code=ORDER_UNMAPPABLE,
-                subject=f"amazon/{self.channel}/order/{amazon_id or 'unknown'}"[:200],
-                channel=self.channel,
-                severity=Severity.HIGH,
-                detail=f"Amazon order {amazon_id} could not be taken in: {detail}"[:4000],
-                object_ids={"channel_order_id": amazon_id[:128] or "unknown"},
-            )
-
-        return await self.store.write(unit)
+        return await self.new_exception(
+            workflow="order_capture",
+            code=ORDER_UNMAPPABLE,
+            subject=f"amazon/{self.channel}/order/{amazon_id or 'unknown'}",
+            detail=f"Amazon order {amazon_id} could not be taken in: {detail}",
+            object_ids={"channel_order_id": amazon_id[:128] or "unknown"},
+        )
 
 
 def _next_start(body: dict[str, Any], cursor: repo.Cursor) -> datetime:

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, or_, select, update
 
-from gateway_infra.database import dialect_insert
+from gateway_infra.database import dialect_insert, for_update
 from process_api.pricing.models import PublicationState
 from process_api.tables import (
     amazon_cancellations,
@@ -333,6 +333,7 @@ def finish_feed(
 # ---------------------------------------------------------------- seller cancellations
 
 TO_SEND = "to_send"
+SENDING = "sending"
 ACCEPTED = "accepted"
 REFUSED = "refused"
 
@@ -377,14 +378,55 @@ def _cancellation(row: Any) -> Cancellation:
     )
 
 
-def cancellations_to_send(conn: Connection, channel: str, limit: int) -> list[Cancellation]:
-    rows = conn.execute(
+def claim_cancellations(
+    conn: Connection, channel: str, limit: int, now: datetime, abandoned_before: datetime
+) -> list[Cancellation]:
+    """The next cancellations to send, moved to sending (at now) in the transaction that reads
+    them, so no other sender takes them meanwhile. A claim made before abandoned_before was left
+    by a gateway that stopped while sending, and is taken again."""
+    waiting = (
         select(amazon_cancellations)
-        .where(amazon_cancellations.c.channel == channel, amazon_cancellations.c.state == TO_SEND)
+        .where(
+            amazon_cancellations.c.channel == channel,
+            or_(
+                amazon_cancellations.c.state == TO_SEND,
+                and_(
+                    amazon_cancellations.c.state == SENDING,
+                    amazon_cancellations.c.updated_at < abandoned_before,
+                ),
+            ),
+        )
         .order_by(amazon_cancellations.c.requested_at, amazon_cancellations.c.order_id)
         .limit(limit)
-    ).all()
+    )
+    rows = conn.execute(for_update(conn, waiting)).all()
+    if rows:
+        conn.execute(
+            update(amazon_cancellations)
+            .where(amazon_cancellations.c.order_id.in_([row.order_id for row in rows]))
+            .values(state=SENDING, updated_at=now)
+        )
     return [_cancellation(row) for row in rows]
+
+
+def _claimed(order_ids: list[str], claimed_at: datetime) -> Any:
+    """Still in the claim made at claimed_at (not moved on, not claimed again since)."""
+    return and_(
+        amazon_cancellations.c.order_id.in_(order_ids),
+        amazon_cancellations.c.state == SENDING,
+        amazon_cancellations.c.updated_at == claimed_at,
+    )
+
+
+def release_cancellations(
+    conn: Connection, order_ids: list[str], claimed_at: datetime, now: datetime
+) -> None:
+    """Claimed cancellations not sent after all: back to be sent next round."""
+    conn.execute(
+        update(amazon_cancellations)
+        .where(_claimed(order_ids, claimed_at))
+        .values(state=TO_SEND, updated_at=now)
+    )
 
 
 def get_cancellation(conn: Connection, order_id: str) -> Cancellation | None:
@@ -395,14 +437,11 @@ def get_cancellation(conn: Connection, order_id: str) -> Cancellation | None:
 
 
 def cancellations_submitted(
-    conn: Connection, order_ids: list[str], feed_id: str, now: datetime
+    conn: Connection, order_ids: list[str], claimed_at: datetime, feed_id: str, now: datetime
 ) -> None:
     conn.execute(
         update(amazon_cancellations)
-        .where(
-            amazon_cancellations.c.order_id.in_(order_ids),
-            amazon_cancellations.c.state == TO_SEND,
-        )
+        .where(_claimed(order_ids, claimed_at))
         .values(state=SUBMITTED, feed_id=feed_id, updated_at=now)
     )
 
@@ -416,11 +455,12 @@ def finish_cancellation(
     now: datetime,
     feed_id: str | None = None,
 ) -> bool:
-    """Move a cancellation on from submitted (in that feed, when one is named) or to_send;
-    false when it had moved on already (Amazon showed the order cancelled meanwhile)."""
+    """Move a cancellation on from submitted (in that feed, when one is named), or from
+    to_send, sending or submitted; false when it had moved on already (Amazon showed the order
+    cancelled meanwhile)."""
     waiting = [amazon_cancellations.c.order_id == order_id]
     if feed_id is None:
-        waiting.append(amazon_cancellations.c.state.in_((TO_SEND, SUBMITTED)))
+        waiting.append(amazon_cancellations.c.state.in_((TO_SEND, SENDING, SUBMITTED)))
     else:
         waiting.extend(
             (amazon_cancellations.c.state == SUBMITTED, amazon_cancellations.c.feed_id == feed_id)

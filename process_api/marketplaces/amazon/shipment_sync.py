@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.exceptions import Severity
 from gateway_infra.unit_of_work import UnitOfWork
-from process_api.exceptions import open_exception, resolve_exceptions
+from process_api.exceptions import resolve_exceptions
 from process_api.marketplaces.amazon import repository as repo
 from process_api.marketplaces.amazon.base import BATCH, CALL_FAILED, AmazonStep, timestamp
 from process_api.marketplaces.amazon.http import AmazonError
@@ -74,19 +73,13 @@ class ShipmentSync(AmazonStep):
         return {"marketplaceId": self.profile.marketplace_id, "packageDetail": detail}
 
     async def _shipment_refused(self, package: repo.PackageToConfirm, exc: AmazonError) -> str:
-        def unit(uow: UnitOfWork) -> str:
-            return open_exception(
-                uow,
-                workflow="shipment_confirmation",
-                code=SHIPMENT_REFUSED,
-                subject=f"amazon/{self.channel}/shipment/{package.order_id}/{package.package_id}",
-                channel=self.channel,
-                severity=Severity.HIGH,
-                detail=(
-                    f"Amazon did not take the confirmation of package {package.package_id} of "
-                    f"order {package.amazon_order_id}: {exc.detail}. Retried every sync round."
-                )[:4000],
-                object_ids={"order_id": package.order_id, "package_id": str(package.package_id)},
-            )
-
-        return await self.store.write(unit)
+        return await self.new_exception(
+            workflow="shipment_confirmation",
+            code=SHIPMENT_REFUSED,
+            subject=f"amazon/{self.channel}/shipment/{package.order_id}/{package.package_id}",
+            detail=(
+                f"Amazon did not take the confirmation of package {package.package_id} of "
+                f"order {package.amazon_order_id}: {exc.detail}. Retried every sync round."
+            ),
+            object_ids={"order_id": package.order_id, "package_id": str(package.package_id)},
+        )
