@@ -315,7 +315,9 @@ class GatewayProcess:
     """`retail-gateway serve` as its own OS process (uvicorn), on a free loopback port."""
 
     def __init__(self, database_url: str, log_path: Path, *, workers: int = 1, **env: str):
-        self.start_timeout = 30.0  # seconds; a test starting several workers may give more
+        # Seconds to answer; several workers mean several interpreters starting on what may be
+        # a busy host (the test suite itself runs on every core).
+        self.start_timeout = 30.0 if workers == 1 else 120.0
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path

@@ -63,9 +63,7 @@ def offline(database_url: str) -> Iterator[Gateway]:
 
 
 def two_workers(database_url: str, log: Path, shared: Path) -> GatewayProcess:
-    served = GatewayProcess(database_url, log, workers=2, GATEWAY_METRICS_MULTIPROC_DIR=str(shared))
-    served.start_timeout = 120  # three interpreters start on what may be a busy host
-    return served
+    return GatewayProcess(database_url, log, workers=2, GATEWAY_METRICS_MULTIPROC_DIR=str(shared))
 
 
 def worker_counts(directory: Path, pid: str) -> Samples:
