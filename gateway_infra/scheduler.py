@@ -343,12 +343,24 @@ class Scheduler:
             await self._sleep(max((renew_at - self.store.clock.now()).total_seconds(), 0.0))
             until = self.store.clock.now() + self.lease
             try:
-                if not await self.store.database.write(partial(self._renew, timer, until)):
+                if not await self._finish_write(partial(self._renew, timer, until)):
                     return
             except Exception:  # noqa: BLE001 - the handler runs on; tried again shortly
                 log.warning("timer lease not renewed", extra={"kind": timer.kind, "key": timer.key})
                 until = self.store.clock.now() + self.lease * 5 / 6  # next try in a sixth
             lease_ends = until
+
+    async def _finish_write(self, work: Callable[[Connection], bool]) -> bool:
+        """A renewal's write, finished even when the renewal is cancelled meanwhile: its thread
+        runs on regardless, so the cancellation waits for it rather than leave it holding a
+        connection while the handler's own writes go on (or the database is closed)."""
+        write = asyncio.ensure_future(self.store.database.write(work))
+        try:
+            return await asyncio.shield(write)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await write
+            raise
 
     def _renew(self, timer: DueTimer, until: datetime, conn: Connection) -> bool:
         renewed = conn.execute(update(timers).where(self._mine(timer)).values(lease_until=until))
