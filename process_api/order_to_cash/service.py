@@ -162,7 +162,6 @@ class OrderService:
                 "actor": actor,
             },
         )
-        await self._publish(submission.lines)
         if recorded is None:
             order = await self.validate(order_id)
         else:
@@ -177,12 +176,14 @@ class OrderService:
     def _record_and_load(
         self, uow: UnitOfWork, submission: OrderSubmission, actor: str, rules: IntakeRules
     ) -> tuple[str, Intake, Order | None]:
-        """Record the intake and, for a new or confirmed order, read it back in the same
-        transaction (one trip to the database thread less per order than reading it before
-        validation; the decision is recorded only from the status read here, as before)."""
+        """Record the intake and, for a new or confirmed order, publish the availability it
+        changed and read the order back, all in the same transaction (two trips to the database
+        thread less per order than publishing and reading in transactions of their own; the
+        decision is recorded only from the status read here, as before)."""
         order_id, intake = self._record_intake(uow, submission, actor, rules)
         if intake is Intake.KNOWN:
             return order_id, intake, None
+        self.inventory.publish_changes_in(uow, {line.sku for line in submission.lines})
         return order_id, intake, repo.load_order(uow.conn, order_id)
 
     def _record_intake(
