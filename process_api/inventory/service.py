@@ -198,6 +198,13 @@ class InventoryService:
             )
         )
 
+    def publish_changes_in(self, uow: UnitOfWork, skus: Iterable[str]) -> list[Published]:
+        """publish_changes of the profile source's profiles, inside the caller's unit of work
+        (its values and events commit, or roll back, with the caller's writes)."""
+        return publication.publish_changes(
+            uow, profiles=self._require_profiles(uow.conn, None), skus=sorted(set(skus))
+        )
+
     async def confirm_publication(
         self, channel: str, skus: Iterable[str], confirmed_at: datetime
     ) -> int:

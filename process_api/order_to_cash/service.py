@@ -132,9 +132,10 @@ class OrderService:
         A pending channel order only holds its stock; submitted again without pending, it is
         validated like a new one."""
         rules = await self._rules(submission.channel)
+        recorded: Order | None = None
         try:
-            order_id, intake = await self.store.write(
-                lambda uow: self._record_intake(uow, submission, actor, rules)
+            order_id, intake, recorded = await self.store.write(
+                lambda uow: self._record_and_load(uow, submission, actor, rules)
             )
         except IntegrityError:
             # A concurrent submission of the same channel order won the insert.
@@ -161,14 +162,29 @@ class OrderService:
                 "actor": actor,
             },
         )
-        await self._publish(submission.lines)
-        order = await self.validate(order_id)
+        if recorded is None:
+            order = await self.validate(order_id)
+        else:
+            order = await self._validate_order(recorded)
         return Submitted(order, created=intake is Intake.CREATED)
 
     async def _publish(self, lines: Sequence[OrderLine]) -> None:
         """Publish the availability the order changed (in a transaction of its own; a periodic
         sweep repairs what a crash between the two transactions left unpublished)."""
         await self.inventory.publish_changes(skus={line.sku for line in lines})
+
+    def _record_and_load(
+        self, uow: UnitOfWork, submission: OrderSubmission, actor: str, rules: IntakeRules
+    ) -> tuple[str, Intake, Order | None]:
+        """Record the intake and, for a new or confirmed order, publish the availability it
+        changed and read the order back, all in the same transaction (two trips to the database
+        thread less per order than publishing and reading in transactions of their own; the
+        decision is recorded only from the status read here, as before)."""
+        order_id, intake = self._record_intake(uow, submission, actor, rules)
+        if intake is Intake.KNOWN:
+            return order_id, intake, None
+        self.inventory.publish_changes_in(uow, {line.sku for line in submission.lines})
+        return order_id, intake, repo.load_order(uow.conn, order_id)
 
     def _record_intake(
         self, uow: UnitOfWork, submission: OrderSubmission, actor: str, rules: IntakeRules
@@ -394,7 +410,13 @@ class OrderService:
 
         While the ERP is unavailable the order stays received and its timer retries later.
         """
-        order = await self.require(order_id)
+        return await self._validate_order(
+            await self.require(order_id), raise_unavailable=raise_unavailable
+        )
+
+    async def _validate_order(self, order: Order, *, raise_unavailable: bool = False) -> Order:
+        """validate() of an order already read."""
+        order_id = order.order_id
         if order.status not in (OrderStatus.RECEIVED, OrderStatus.RESERVED):
             return order
         if order.pending_expires_at is not None:
