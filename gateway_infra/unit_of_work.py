@@ -77,7 +77,7 @@ class UnitOfWork:
         """Write the events emitted so far to the outbox now, inside this transaction: they still
         commit or roll back with it. Keeps the memory of a unit of work that emits many events
         (a full availability publication) bounded by one batch instead of all of them."""
-        write_outbox(self.conn, self.events)
+        write_outbox(self.conn, self.events, self.event_orders)
         self.events.clear()
 
 

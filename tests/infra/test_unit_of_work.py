@@ -217,3 +217,27 @@ async def test_events_flushed_during_a_unit_of_work_roll_back_with_it(store: Sto
         await store.write(lambda uow: emit_in_batches(uow, 2, fail=True))
 
     assert await store.read(outbox_rows) == []
+
+
+async def test_events_flushed_during_a_unit_of_work_keep_the_order_they_concern(
+    store: Store,
+) -> None:
+    def order_of(_conn: Connection, subject: str, _data: Any) -> tuple[str, str | None] | None:
+        return ("ord_1", "origin-1") if subject.startswith("order/") else None
+
+    store.order_of = order_of
+
+    def emit(uow: UnitOfWork) -> None:
+        uow.emit("order.received", source="test", subject="order/ord_1", data={})
+        uow.flush_events()
+        uow.emit("order.accepted", source="test", subject="order/ord_1", data={})
+        uow.emit("batch.done", source="test", subject="item/done", data={})
+
+    await store.write(emit)
+
+    rows = await store.read(outbox_rows)
+    assert [(r.type, r.order_id, r.origin_correlation_id) for r in rows] == [
+        ("order.received", "ord_1", "origin-1"),
+        ("order.accepted", "ord_1", "origin-1"),
+        ("batch.done", None, None),
+    ]
