@@ -50,27 +50,31 @@ def models_folder() -> Path | None:
     return folder if (folder / "models").is_dir() else None
 
 
-def install_prism() -> Path:
-    """Prism in the project's cache, installed from npm only when missing."""
-    if not PRISM_BIN.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            raise RuntimeError("npm is not installed")
-        subprocess.run(
-            [
-                npm,
-                "install",
-                "--prefix",
-                str(PRISM_PREFIX),
-                "--no-audit",
-                "--no-fund",
-                f"@stoplight/prism-cli@{PRISM_VERSION}",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    return PRISM_BIN
+def install_prism(attempts: int = 3) -> Path:
+    """Prism in the project's cache, installed from npm only when missing; a failed install (the
+    registry can fail a request now and then) is tried again, and the last one's output told."""
+    if PRISM_BIN.exists():
+        return PRISM_BIN
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is not installed")
+    command = [
+        npm,
+        "install",
+        "--prefix",
+        str(PRISM_PREFIX),
+        "--no-audit",
+        "--no-fund",
+        f"@stoplight/prism-cli@{PRISM_VERSION}",
+    ]
+    for attempt in range(1, attempts + 1):
+        done = subprocess.run(command, capture_output=True, timeout=300, check=False)
+        if done.returncode == 0 and PRISM_BIN.exists():
+            return PRISM_BIN
+        if attempt < attempts:
+            time.sleep(5 * attempt)
+    output = (done.stdout + done.stderr).decode(errors="replace")[-3000:]
+    raise RuntimeError(f"npm could not install Prism after {attempts} attempts:\n{output}")
 
 
 class PrismServers:
