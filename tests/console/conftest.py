@@ -11,8 +11,11 @@ import pytest
 from fastapi import FastAPI
 
 from gateway import Gateway, operators_of
+from gateway_infra.clock import ManualClock
+from process_api.channels.demo import DEMO_CHANNEL_PROFILES
 from process_api.console import Operator
-from tests.conftest import provisioned_database
+from tests.conftest import free_port, make_settings, provisioned_database, start_gateway
+from tests.factories import seed_products
 
 CONSOLE_URL = "https://ops.example.test"
 PASSWORD = "correct horse battery staple"
@@ -21,6 +24,24 @@ _TOKEN = re.compile(r'name="(?:csrf_token|form_token)" value="([^"]+)"')
 
 def add_operator(gateway: Gateway, username: str = "alice", name: str = "Alice Ops") -> Operator:
     return operators_of(gateway).add_sync(username, PASSWORD, display_name=name, actor="test")
+
+
+def gateway_with_erp_down(database_url: str, clock: ManualClock) -> Gateway:
+    """A gateway whose ERP is a system API nobody answers on (orders stay reserved, waiting),
+    with the webshop profile (acknowledgement within 15 minutes), the demo products and alice."""
+    down = start_gateway(
+        make_settings(
+            database_url,
+            system_api_transport="http",
+            system_api_url=f"http://127.0.0.1:{free_port()}/system",
+        ),
+        clock,
+    )
+    webshop = DEMO_CHANNEL_PROFILES[0]
+    down.channels.seed_sync([webshop.model_copy(update={"throttling_tier": "standard"})], actor="t")
+    seed_products(down)
+    add_operator(down)
+    return down
 
 
 def form_token(html: str) -> str:

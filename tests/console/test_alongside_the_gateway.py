@@ -17,17 +17,20 @@ from gateway_infra.auth.clients import ClientKind
 from gateway_infra.clock import ManualClock
 from gateway_infra.tables import timers
 from gateway_infra.unit_of_work import UnitOfWork
-from process_api.channels.demo import DEMO_CHANNEL_PROFILES
 from process_api.exceptions import open_exception
 from process_api.order_to_cash.service import ACK_DEADLINE_TIMER
 from tests.conftest import (
     INTERNAL_SCOPES,
-    free_port,
     make_settings,
     register_and_authorize,
     start_gateway,
 )
-from tests.console.conftest import CONSOLE_URL, add_operator, form_token, sign_in
+from tests.console.conftest import (
+    CONSOLE_URL,
+    form_token,
+    gateway_with_erp_down,
+    sign_in,
+)
 from tests.factories import order_payload, seed_products
 from tests.process.test_sla_monitors import ROUTING
 from tests.scrape import scrape
@@ -146,21 +149,8 @@ async def test_a_held_order_is_due_for_acknowledgement_on_the_overview_from_its_
     database_url: str, clock: ManualClock
 ) -> None:
     # The ERP is a system API nobody answers on: the order stays reserved, waiting.
-    down = start_gateway(
-        make_settings(
-            database_url,
-            system_api_transport="http",
-            system_api_url=f"http://127.0.0.1:{free_port()}/system",
-        ),
-        clock,
-    )
+    down = gateway_with_erp_down(database_url, clock)  # acknowledgement within 15 minutes
     try:
-        webshop = DEMO_CHANNEL_PROFILES[0]  # acknowledgement within 15 minutes
-        down.channels.seed_sync(
-            [webshop.model_copy(update={"throttling_tier": "standard"})], actor="t"
-        )
-        seed_products(down)
-        add_operator(down)
         transport = httpx.ASGITransport(app=build_app(down, run_background=False))
 
         async def submit(payload: dict[str, object]) -> httpx.Response:

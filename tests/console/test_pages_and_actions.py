@@ -20,16 +20,18 @@ from gateway_infra.settings import Settings
 from gateway_infra.tables import outbox
 from gateway_infra.unit_of_work import UnitOfWork
 from process_api.audit import AuditLog
-from process_api.channels.demo import DEMO_CHANNEL_PROFILES
 from process_api.exceptions import open_exception
 from tests.conftest import (
     INTERNAL_SCOPES,
-    free_port,
-    make_settings,
     register_and_authorize,
-    start_gateway,
 )
-from tests.console.conftest import CONSOLE_URL, add_operator, form_token, sign_in
+from tests.console.conftest import (
+    CONSOLE_URL,
+    add_operator,
+    form_token,
+    gateway_with_erp_down,
+    sign_in,
+)
 from tests.delivery.conftest import (
     Receiver,
     all_deliveries,
@@ -331,21 +333,8 @@ async def test_the_overview_shows_acknowledgement_deadlines_and_the_inventory_sy
     database_url: str, clock: ManualClock
 ) -> None:
     # The ERP is a system API nobody answers on: the order is reserved and waits for it.
-    down = start_gateway(
-        make_settings(
-            database_url,
-            system_api_transport="http",
-            system_api_url=f"http://127.0.0.1:{free_port()}/system",
-        ),
-        clock,
-    )
+    down = gateway_with_erp_down(database_url, clock)  # acknowledgement within 15 minutes
     try:
-        webshop = DEMO_CHANNEL_PROFILES[0]  # acknowledgement within 15 minutes
-        down.channels.seed_sync(
-            [webshop.model_copy(update={"throttling_tier": "standard"})], actor="t"
-        )
-        seed_products(down)
-        add_operator(down)
         transport = httpx.ASGITransport(app=build_app(down, run_background=False))
         async with httpx.AsyncClient(transport=transport, base_url=CONSOLE_URL) as c:
             _, headers = await register_and_authorize(
