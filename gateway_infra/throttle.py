@@ -17,6 +17,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -24,7 +25,7 @@ from typing import Any
 
 import redis.asyncio as aredis
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from limits.util import WindowStats
@@ -90,6 +91,63 @@ def _policy(name: str, quota: int, window_seconds: int) -> _Policy:
     return _Policy(name, quota, window_seconds, item)
 
 
+class _LocalWindows:
+    """Moving windows counted in this process: per (namespace, policy, subject) the times of the
+    requests counted in the window, oldest first.
+
+    The same exact moving window as `limits` (at most `quota` requests in any `window_seconds`;
+    the reset is the oldest counted request + the window), without awaiting anything: the
+    `limits.aio` memory storage took several event-loop iterations and a thread-pool hand-off
+    per check (about 190 us per request against 5 us here; BENCHMARKS.md). Subjects whose windows
+    emptied are forgotten every `_SWEEP_EVERY` checks, so memory follows the active subjects.
+    """
+
+    _SWEEP_EVERY = 10_000
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str, str], deque[float]] = {}
+        self._longest = 0
+        self._checks = 0
+
+    def _window(self, key: tuple[str, str, str], window: int, now: float) -> deque[float] | None:
+        entries = self._entries.get(key)
+        if entries:
+            horizon = now - window
+            while entries and entries[0] <= horizon:
+                entries.popleft()
+        return entries
+
+    def stats(self, key: tuple[str, str, str], policy: _Policy, now: float) -> WindowStats:
+        entries = self._window(key, policy.window_seconds, now)
+        if not entries:
+            return WindowStats(now + policy.window_seconds, policy.quota)
+        return WindowStats(entries[0] + policy.window_seconds, policy.quota - len(entries))
+
+    def hit(self, key: tuple[str, str, str], policy: _Policy, now: float) -> bool:
+        entries = self._window(key, policy.window_seconds, now)
+        if entries is None:
+            entries = self._entries[key] = deque()
+        if len(entries) >= policy.quota:
+            return False
+        entries.append(now)
+        self._longest = max(self._longest, policy.window_seconds)
+        self._checks += 1
+        if self._checks >= self._SWEEP_EVERY:
+            self._sweep(now)
+        return True
+
+    def clear(self, key: tuple[str, str, str]) -> None:
+        self._entries.pop(key, None)
+
+    def _sweep(self, now: float) -> None:
+        self._checks = 0
+        horizon = now - self._longest
+        for key in [
+            k for k, entries in self._entries.items() if not entries or entries[-1] <= horizon
+        ]:
+            del self._entries[key]
+
+
 @lru_cache(maxsize=256)
 def policy_header(tier: ThrottleTier) -> str:
     """RateLimit-Policy of a tier: `"burst";q=10;w=1, "sustained";q=600;w=60`."""
@@ -138,10 +196,10 @@ class Throttle:
         self._outage_pause = outage_pause_seconds
         self._warning_interval = warning_interval_seconds
         self._pool: aredis.ConnectionPool | None = None
-        self._memory: MemoryStorage | None = None
-        storage: MemoryStorage | RedisStorage
+        self._local: _LocalWindows | None = None
+        self._limiter: MovingWindowRateLimiter | None = None
         if redis_url is None:
-            storage = self._memory = MemoryStorage()
+            self._local = _LocalWindows()
         else:
             self._pool = aredis.BlockingConnectionPool.from_url(
                 redis_url,
@@ -159,7 +217,7 @@ class Throttle:
                 # limits types its options as scalars; connection_pool is handed to redis-py.
                 connection_pool=self._pool,  # type: ignore[arg-type]
             )
-        self._limiter = MovingWindowRateLimiter(storage)
+            self._limiter = MovingWindowRateLimiter(storage)
         self._closed = False
         self._paused_until = 0.0
         self._outage_started: float | None = None
@@ -167,17 +225,12 @@ class Throttle:
         self._unwarned = 0
 
     async def aclose(self) -> None:
-        """Release the Redis connections (or the memory storage's expiry task). Idempotent."""
+        """Release the Redis connections. Idempotent."""
         if self._closed:
             return
         self._closed = True
         if self._pool is not None:
             await self._pool.aclose()
-        if self._memory is not None:
-            timer = self._memory.timer
-            if timer is not None and not timer.done():
-                timer.cancel()
-                await asyncio.gather(timer, return_exceptions=True)
 
     async def check(self, namespace: str, subject: str, tier: ThrottleTier) -> ThrottleDecision:
         """Count one request of `subject` in `namespace` (e.g. "partner", "token") against `tier`.
@@ -192,6 +245,8 @@ class Throttle:
         if not namespace or "/" in namespace:
             raise ValueError(f"namespace must be non-empty and contain no '/': {namespace!r}")
         policies = _policies(tier)
+        if self._local is not None:
+            return self._count_locally(self._local, namespace, subject, tier, policies)
         if self._paused_until and time.monotonic() < self._paused_until:
             return self._unavailable(tier, None)
         try:
@@ -221,9 +276,29 @@ class Throttle:
             return _refused(tier, policies, stats)
         return ThrottleDecision(True, None, _headers(tier, policies, stats, time.time()))
 
+    @staticmethod
+    def _count_locally(
+        local: _LocalWindows,
+        namespace: str,
+        subject: str,
+        tier: ThrottleTier,
+        policies: Sequence[_Policy],
+    ) -> ThrottleDecision:
+        """`_count` on this process's windows: nothing else runs between the read and the hits."""
+        now = time.time()
+        keys = [(namespace, p.name, subject) for p in policies]
+        stats = [local.stats(key, p, now) for key, p in zip(keys, policies, strict=True)]
+        if any(s.remaining < 1 for s in stats):
+            return _refused(tier, policies, stats)
+        for key, policy in zip(keys, policies, strict=True):
+            local.hit(key, policy, now)
+        after = [WindowStats(s.reset_time, s.remaining - 1) for s in stats]
+        return ThrottleDecision(True, None, _headers(tier, policies, after, now))
+
     async def _count(
         self, namespace: str, subject: str, tier: ThrottleTier, policies: Sequence[_Policy]
     ) -> ThrottleDecision:
+        assert self._limiter is not None
         stats = await self._stats(namespace, subject, policies)
         if any(s.remaining < 1 for s in stats):
             return _refused(tier, policies, stats)
@@ -239,6 +314,11 @@ class Throttle:
     async def _stats(
         self, namespace: str, subject: str, policies: Sequence[_Policy]
     ) -> list[WindowStats]:
+        if self._local is not None:
+            now = time.time()
+            local = self._local
+            return [local.stats((namespace, p.name, subject), p, now) for p in policies]
+        assert self._limiter is not None
         results = await asyncio.gather(
             *(self._limiter.get_window_stats(p.item, namespace, p.name, subject) for p in policies),
             return_exceptions=True,
@@ -249,8 +329,7 @@ class Throttle:
             if isinstance(result, BaseException):
                 raise result
             if result.remaining >= policy.quota:
-                # Nothing counted in the window: the memory storage then reports the reset of an
-                # expired entry (in the past), Redis reports now + window. Say the latter.
+                # Nothing counted in the window: say now + window (as Redis does).
                 result = WindowStats(now + policy.window_seconds, policy.quota)
             stats.append(result)
         return stats
@@ -258,7 +337,11 @@ class Throttle:
     async def clear(self, namespace: str, subject: str, tier: ThrottleTier) -> None:
         """Forget the counted requests of `subject` (an operator's reset; also used by tests)."""
         for policy in _policies(tier):
-            await self._limiter.clear(policy.item, namespace, policy.name, subject)
+            if self._local is not None:
+                self._local.clear((namespace, policy.name, subject))
+            else:
+                assert self._limiter is not None
+                await self._limiter.clear(policy.item, namespace, policy.name, subject)
 
     def _unavailable(self, tier: ThrottleTier, exc: BaseException | None) -> ThrottleDecision:
         now = time.monotonic()
