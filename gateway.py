@@ -303,7 +303,11 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         erp, wms = http_erp, http_wms
     else:
         erp, wms = system_erp, system_wms
-    inventory = InventoryService(store, profiles=channels.profiles_in)
+    inventory = InventoryService(
+        store,
+        profiles=channels.profiles_in,
+        read_cache_seconds=settings.availability_read_cache_seconds,
+    )
     inventory.register_timers(scheduler)
     orders = OrderService(store, erp, inventory, profiles=channels.get)
     orders.register_timers(scheduler)

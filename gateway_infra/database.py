@@ -45,6 +45,21 @@ class Database:
         # SQLite has one writer at a time; queueing writers here avoids its sleeping busy handler.
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self.limiter = anyio.CapacityLimiter(pool_size + 2)
+        self._generation_lock = threading.Lock()
+        self._write_generation = 0
+
+    @property
+    def write_generation(self) -> int:
+        """Moves on after every write transaction of this process has ended (committed or not).
+
+        A reader that notes it before reading and finds it unchanged later knows no write of this
+        process ended in between: what it read is still what this process's writes left.
+        """
+        return self._write_generation
+
+    def _writes_moved_on(self) -> None:
+        with self._generation_lock:
+            self._write_generation += 1
 
     def _create_engine(self, busy_timeout_ms: int, pool_size: int) -> Engine:
         if not self.is_sqlite:
@@ -66,10 +81,13 @@ class Database:
     def run_write(self, fn: Callable[[Connection], T]) -> T:
         """Run fn inside one write transaction on the calling thread; commit unless it raises."""
         lock = self._write_lock
-        if lock is None:
-            return self._in_transaction(fn, "IMMEDIATE")
-        with lock:
-            return self._in_transaction(fn, "IMMEDIATE")
+        try:
+            if lock is None:
+                return self._in_transaction(fn, "IMMEDIATE")
+            with lock:
+                return self._in_transaction(fn, "IMMEDIATE")
+        finally:
+            self._writes_moved_on()
 
     def run_read(self, fn: Callable[[Connection], T]) -> T:
         """Run fn inside one read transaction on the calling thread."""

@@ -251,6 +251,16 @@ class Settings(BaseSettings):
     scheduler_poll_seconds: float = Field(
         default=1.0, gt=0, description="Pause between scheduler rounds when nothing was due."
     )
+    availability_read_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description=(
+            "How long a partner's availability answer may be reused for the same channel and "
+            "SKU, at most. A write of this process makes it be read again at once; this bounds "
+            "how long a change made by another replica stays unseen. 0 reads every time."
+        ),
+    )
     availability_sweep_seconds: int = Field(
         default=900,
         ge=60,
