@@ -44,7 +44,7 @@ from gateway_infra.database import Database, normalise_url
 from gateway_infra.delivery import DeliveryPolicy, WebhookDelivery
 from gateway_infra.delivery import cli as delivery_cli
 from gateway_infra.delivery.tables import metadata as delivery_metadata
-from gateway_infra.http import install_common_http
+from gateway_infra.http import NO_NATIVE_TELEMETRY, install_common_http
 from gateway_infra.logging import configure_logging
 from gateway_infra.metrics import (
     MULTIPROC_ENV,
@@ -498,6 +498,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
             process_stopped()
 
     app = FastAPI(
+        telemetry=NO_NATIVE_TELEMETRY,
         title="Retail Sync Gateway",
         version="0.1.0",
         lifespan=lifespan,
