@@ -177,4 +177,6 @@ class TokenVerifier:
         record = await self.clients.active_record(principal.client_id)
         if record is None:
             raise TokenRejected("the client is disabled")
+        if principal.throttle_tier == record.throttle_tier:
+            return principal
         return replace(principal, throttle_tier=record.throttle_tier)
