@@ -515,6 +515,35 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
 
     # Outermost, so every answer is counted, the shared middleware's own (413, 415, 504) too.
     app.add_middleware(RequestMetricsMiddleware)
+
+    # Routes are matched in order: the partner APIs, the busiest, are tried first (after the
+    # migration note, whose configurable path may lie under a partner prefix).
+    @app.get(settings.partner_v1_migration_url, include_in_schema=False)
+    async def partner_migration_note() -> PlainTextResponse:
+        return PlainTextResponse(MIGRATION_NOTE.read_text(), media_type="text/markdown")
+
+    edge = EdgeServices(
+        throttle=gateway.throttle,
+        tiers=settings.throttle_tiers,
+        idempotency=gateway.idempotency,
+    )
+    for version in ("v2", "v1"):
+        app.mount(
+            f"/partner/{version}",
+            create_partner_app(
+                settings=settings,
+                version=version,
+                auth=gateway.layer_auth(Layer.PARTNER),
+                edge=edge,
+                orders=gateway.orders,
+                inventory=gateway.inventory,
+                shipments=gateway.fulfilment,
+                returns=gateway.returns,
+                prices=gateway.pricing,
+                events=gateway.events,
+                webhooks=gateway.webhooks.subscriptions,
+            ),
+        )
     if settings.metrics_enabled:
         app.add_route(
             "/metrics",
@@ -554,10 +583,6 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
         )
     )
 
-    @app.get(settings.partner_v1_migration_url, include_in_schema=False)
-    async def partner_migration_note() -> PlainTextResponse:
-        return PlainTextResponse(MIGRATION_NOTE.read_text(), media_type="text/markdown")
-
     app.mount(
         "/system",
         create_system_app(
@@ -584,28 +609,6 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
         ),
     )
     app.mount("/ops", create_ops_console(gateway))
-    edge = EdgeServices(
-        throttle=gateway.throttle,
-        tiers=settings.throttle_tiers,
-        idempotency=gateway.idempotency,
-    )
-    for version in ("v1", "v2"):
-        app.mount(
-            f"/partner/{version}",
-            create_partner_app(
-                settings=settings,
-                version=version,
-                auth=gateway.layer_auth(Layer.PARTNER),
-                edge=edge,
-                orders=gateway.orders,
-                inventory=gateway.inventory,
-                shipments=gateway.fulfilment,
-                returns=gateway.returns,
-                prices=gateway.pricing,
-                events=gateway.events,
-                webhooks=gateway.webhooks.subscriptions,
-            ),
-        )
     return app
 
 
