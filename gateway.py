@@ -44,6 +44,7 @@ from gateway_infra.database import Database, normalise_url
 from gateway_infra.delivery import DeliveryPolicy, WebhookDelivery
 from gateway_infra.delivery import cli as delivery_cli
 from gateway_infra.delivery.tables import metadata as delivery_metadata
+from gateway_infra.event_retention import EventPurge
 from gateway_infra.http import NO_NATIVE_TELEMETRY, install_common_http
 from gateway_infra.logging import configure_logging
 from gateway_infra.metrics import (
@@ -173,6 +174,7 @@ class Gateway:
     channels: ChannelProfiles
     channel_profiles_config: tuple[ChannelProfile, ...]
     idempotency_purge: IdempotencyPurge
+    event_purge: EventPurge
     availability_sweep: Recurring
     exceptions: ExceptionQueue
     exception_escalation: Recurring
@@ -319,6 +321,8 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
     pricing.register_timers(scheduler)
     purge = IdempotencyPurge(store, idempotency)
     purge.register(scheduler)
+    event_purge = EventPurge(store, retention=timedelta(days=settings.event_retention_days))
+    event_purge.register(scheduler)
     sweep = inventory.sweep_job(timedelta(seconds=settings.availability_sweep_seconds))
     sweep.register(scheduler)
     exception_queue = ExceptionQueue(store, orders=orders, routing=routing)
@@ -379,6 +383,7 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         channels=channels,
         channel_profiles_config=channel_profiles_config,
         idempotency_purge=purge,
+        event_purge=event_purge,
         availability_sweep=sweep,
         exceptions=exception_queue,
         exception_escalation=escalation,
@@ -462,6 +467,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         tasks: list[asyncio.Task[None]] = []
         await gateway.idempotency_purge.ensure_scheduled()
+        await gateway.event_purge.ensure_scheduled()
         await gateway.availability_sweep.ensure_scheduled()
         await gateway.exception_escalation.ensure_scheduled()
         for job in gateway.marketplace_jobs:

@@ -222,6 +222,15 @@ class Settings(BaseSettings):
     idempotency_retention_seconds: int = Field(
         default=86400, ge=60, description="How long an Idempotency-Key and its response are kept."
     )
+    event_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description=(
+            "How long events are kept (the event feed, webhook re-sends, order journeys). Older "
+            "events are purged every hour once relayed to webhooks, except those of pending or "
+            "dead deliveries; a feed cursor older than the purged events answers 410."
+        ),
+    )
     idempotency_lease_seconds: float = Field(
         default=30.0, gt=0, description="How long a key stays in flight before a retry may take it."
     )
