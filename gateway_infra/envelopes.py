@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from datetime import datetime
 from typing import Any
 
@@ -32,19 +33,21 @@ _MARKS = ("id", "subject", "channel", "data")
 _json_string = json.encoder.encode_basestring_ascii
 """What json.dumps writes for a str (the C encoder): the same text the outbox stored before."""
 
-_VERSION_4 = 0x4000 << 64
-_VARIANT = 0x8000 << 48
-_RANDOM_BITS = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_VERSION_7 = 0x7 << 76
+_VARIANT = 0b10 << 62
+_RAND_B = (1 << 62) - 1
 
 
 def new_event_ids(count: int) -> list[str]:
-    """count random (version 4) UUIDs as text, as uuid.uuid4 makes them, from one read of the
-    system's random source."""
-    random = os.urandom(16 * count)
+    """count time-ordered UUIDs as text (version 7, RFC 9562): the Unix time in milliseconds,
+    then 74 random bits that the batch's later ids count up from (its method of a monotonic
+    random part), so they sort in the order made. The outbox's unique index on event ids then
+    takes a batch at its end instead of at 600,000 random places."""
+    millis = (time.time_ns() // 1_000_000) << 80 | _VERSION_7 | _VARIANT
+    first = int.from_bytes(os.urandom(10)) >> 7  # 73 random bits: room to count up
     ids = []
-    for start in range(0, 16 * count, 16):
-        value = int.from_bytes(random[start : start + 16]) & _RANDOM_BITS | _VERSION_4 | _VARIANT
-        text = f"{value:032x}"
+    for random in range(first, first + count):
+        text = f"{millis | (random >> 62) << 64 | (random & _RAND_B):032x}"
         ids.append(f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}")
     return ids
 

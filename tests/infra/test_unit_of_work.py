@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
-from uuid import UUID
+from uuid import RFC_4122, UUID
 
 import pytest
 from sqlalchemy import Connection, insert, select
@@ -13,6 +14,7 @@ from sqlalchemy import Connection, insert, select
 from contracts import EventEnvelope
 from gateway_infra.clock import ManualClock
 from gateway_infra.correlation import correlation_id_var
+from gateway_infra.envelopes import new_event_ids
 from gateway_infra.scheduler import schedule
 from gateway_infra.tables import outbox, timers
 from gateway_infra.unit_of_work import Store, UnitOfWork
@@ -292,7 +294,7 @@ async def test_events_emitted_many_at_once_are_stored_as_the_envelope_model_dump
     } == {(correlation_id, correlation_id, None, None, clock.now())}
 
 
-async def test_events_emitted_many_at_once_follow_those_emitted_before_and_have_random_ids(
+async def test_events_emitted_many_at_once_follow_those_emitted_before_with_time_ordered_ids(
     store: Store,
 ) -> None:
     ids = await store.write(emit_bulk)
@@ -302,7 +304,9 @@ async def test_events_emitted_many_at_once_follow_those_emitted_before_and_have_
     assert [r.subject for r in rows] == ["item/start", "item/1", 'item/"2" caf\u00e9', "item/3"] * 2
     assert [r.event_id for r in rows if r.type == "stock.counted"] == ids + more
     assert len(set(ids + more)) == 6
-    assert {UUID(event_id).version for event_id in ids + more} == {4}
+    assert {UUID(event_id).version for event_id in ids + more} == {7}
+    assert sorted(ids) == ids
+    assert sorted(more) == more
 
 
 async def test_events_emitted_many_at_once_roll_back_with_their_unit_of_work(
@@ -341,3 +345,15 @@ async def test_events_emitted_many_at_once_refuse_what_the_envelope_refuses(
         )
 
     assert await store.read(outbox_rows) == []
+
+
+def test_event_ids_made_in_bulk_are_unique_and_ordered_by_time_then_count() -> None:
+    before = time.time_ns() // 1_000_000
+    batch = new_event_ids(100_000)
+    after = time.time_ns() // 1_000_000
+
+    ids = [UUID(text) for text in batch]
+    assert len(set(ids)) == len(ids)
+    assert {(u.version, u.variant) for u in ids} == {(7, RFC_4122)}
+    assert sorted(batch) == batch
+    assert before <= ids[0].int >> 80 <= ids[-1].int >> 80 <= after
