@@ -71,7 +71,7 @@ class Consumption:
     fully_consumed: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Published:
     """One (channel, SKU) availability value sent, with the value it replaced."""
 

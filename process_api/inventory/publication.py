@@ -6,13 +6,14 @@ confirmed it; the oldest unconfirmed value gives the channel's sync lag.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, bindparam, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Connection, bindparam, func, select, text, update
 
 from contracts.channel import AvailabilityPolicy, ChannelProfile
+from gateway_infra.bulk import driver_value, insert_rows
 from gateway_infra.unit_of_work import UnitOfWork
 from process_api.inventory.models import SOURCE, Published
 from process_api.inventory.repository import CHUNK, chunked
@@ -31,6 +32,9 @@ AVAILABILITY_CHANGED = "availability.changed"
 # One publisher at a time on PostgreSQL (transaction-scoped advisory lock): two publishers
 # reading positions at different moments could otherwise leave the older value published.
 _PUBLICATION_LOCK = 0x1A7E_1B1E
+_NOTHING: dict[str, int] = {}
+_REMEMBERED_PAIRS = 10_000
+_json_string = json.encoder.encode_basestring_ascii
 
 
 def available_to_sell(on_hand: int, reserved: int, policy: AvailabilityPolicy) -> int:
@@ -61,46 +65,56 @@ def publish_changes(
         # without statistics PostgreSQL misjudges them: plan each statement for its values.
         conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     channels = sorted(profiles)
+    policies = [profiles[channel].availability for channel in channels]
+    channel_texts = [(channel, json.dumps(channel)) for channel in channels]
+    # Most SKUs share a few (on hand, reserved) pairs: each pair's values are worked out once.
+    values_of: dict[tuple[int, int], list[int]] = {}
     changes: list[Published] = []
     for chunk, stock, in_chunk in _chunks_with_stock(conn, skus):
-        last = {
-            (row.channel, row.sku): row.quantity
-            for row in conn.execute(
-                select(published.c.channel, published.c.sku, published.c.quantity).where(
-                    published.c.channel.in_(channels), in_chunk
-                )
+        last: dict[str, dict[str, int]] = {}
+        for channel, sku, quantity in conn.execute(
+            select(published.c.channel, published.c.sku, published.c.quantity).where(
+                published.c.channel.in_(channels), in_chunk
             )
-        }
-        new_rows: list[dict[str, Any]] = []
-        changed_rows: list[dict[str, Any]] = []
+        ):
+            last.setdefault(sku, {})[channel] = quantity
+        events: list[tuple[str, str, str]] = []
+        sent: list[tuple[str, str, int, int | None]] = []
         for sku in chunk:
             held = stock.get(sku)
-            for channel in channels:
-                previous = last.get((channel, sku))
-                if held is None and previous is None:
+            before = last.get(sku, _NOTHING)
+            if held is None and not before:
+                continue
+            pair = held or (0, 0)
+            values = values_of.get(pair)
+            if values is None:
+                if len(values_of) >= _REMEMBERED_PAIRS:
+                    values_of.clear()
+                values = values_of[pair] = [
+                    available_to_sell(pair[0], pair[1], policy) for policy in policies
+                ]
+            sku_text = _json_string(sku)
+            for (channel, channel_text), quantity in zip(channel_texts, values, strict=True):
+                previous = before.get(channel)
+                if previous == quantity or (held is None and previous is None):
                     continue
-                on_hand, reserved = held or (0, 0)
-                quantity = available_to_sell(on_hand, reserved, profiles[channel].availability)
-                if previous == quantity:
-                    continue
-                event = uow.emit(
-                    AVAILABILITY_CHANGED,
-                    source=SOURCE,
-                    subject=f"availability/{channel}/{sku}",
-                    channel=channel,
-                    data={
-                        "sku": sku,
-                        "channel": channel,
-                        "quantity": quantity,
-                        "previous": previous,
-                    },
+                events.append(
+                    (
+                        f"availability/{channel}/{sku}",
+                        channel,
+                        f'{{"sku": {sku_text}, "channel": {channel_text}, "quantity": {quantity},'
+                        f' "previous": {"null" if previous is None else previous}}}',
+                    )
                 )
-                event_id = str(event.id)
-                changes.append(Published(channel, sku, quantity, previous, event_id))
-                row = {"k_channel": channel, "k_sku": sku, "k_quantity": quantity, "k_id": event_id}
-                (new_rows if previous is None else changed_rows).append(row)
-        _store(uow, new_rows, changed_rows)
-        uow.flush_events()
+                sent.append((channel, sku, quantity, previous))
+        if not events:
+            continue
+        ids = uow.emit_many(AVAILABILITY_CHANGED, source=SOURCE, events=events)
+        changes.extend(
+            Published(channel, sku, quantity, previous, event_id)
+            for (channel, sku, quantity, previous), event_id in zip(sent, ids, strict=True)
+        )
+        _store(uow, sent, ids)
     return changes
 
 
@@ -131,23 +145,26 @@ def _chunks_with_stock(
         after = chunk[-1]
 
 
-def _store(
-    uow: UnitOfWork, new_rows: list[dict[str, Any]], changed_rows: list[dict[str, Any]]
-) -> None:
+def _store(uow: UnitOfWork, sent: list[tuple[str, str, int, int | None]], ids: list[str]) -> None:
+    """Keep the values sent: a row for a (channel, SKU) sent the first time, else its update."""
     conn, now = uow.conn, uow.now
-    if new_rows:
-        conn.execute(
-            insert(published).values(
-                channel=bindparam("k_channel"),
-                sku=bindparam("k_sku"),
-                quantity=bindparam("k_quantity"),
-                event_id=bindparam("k_id"),
-                published_at=now,
-                confirmed_at=None,
-            ),
-            new_rows,
-        )
-    if changed_rows:
+    published_at = driver_value(conn, published.c.published_at, now)
+    insert_rows(
+        conn,
+        published,
+        ("channel", "sku", "quantity", "event_id", "published_at"),
+        (
+            (channel, sku, quantity, event_id, published_at)
+            for (channel, sku, quantity, previous), event_id in zip(sent, ids, strict=True)
+            if previous is None
+        ),
+    )
+    changed = [
+        {"k_channel": channel, "k_sku": sku, "k_quantity": quantity, "k_id": event_id}
+        for (channel, sku, quantity, previous), event_id in zip(sent, ids, strict=True)
+        if previous is not None
+    ]
+    if changed:
         conn.execute(
             update(published)
             .where(
@@ -160,7 +177,7 @@ def _store(
                 published_at=now,
                 confirmed_at=None,
             ),
-            changed_rows,
+            changed,
         )
 
 

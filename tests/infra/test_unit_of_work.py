@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
+from uuid import RFC_4122, UUID
 
 import pytest
 from sqlalchemy import Connection, insert, select
@@ -12,6 +14,7 @@ from sqlalchemy import Connection, insert, select
 from contracts import EventEnvelope
 from gateway_infra.clock import ManualClock
 from gateway_infra.correlation import correlation_id_var
+from gateway_infra.envelopes import new_event_ids
 from gateway_infra.scheduler import schedule
 from gateway_infra.tables import outbox, timers
 from gateway_infra.unit_of_work import Store, UnitOfWork
@@ -241,3 +244,116 @@ async def test_events_flushed_during_a_unit_of_work_keep_the_order_they_concern(
         ("order.accepted", "ord_1", "origin-1"),
         ("batch.done", None, None),
     ]
+
+
+def emit_bulk(uow: UnitOfWork) -> list[str]:
+    uow.emit("batch.started", source="test", subject="item/start", data={})
+    return uow.emit_many(
+        "stock.counted",
+        source="test",
+        events=[
+            ("item/1", "webshop", '{"sku": "MUG", "count": 3}'),
+            ('item/"2" caf\u00e9', None, '{"sku": "caf\\u00e9 \\"2\\"", "count": null}'),
+            ("item/3", "amazon_de", "{}"),
+        ],
+    )
+
+
+async def test_events_emitted_many_at_once_are_stored_as_the_envelope_model_dumps_them(
+    store: Store, clock: ManualClock, correlation_id: str
+) -> None:
+    ids = await store.write(emit_bulk)
+
+    rows = (await store.read(outbox_rows))[1:]
+    expected = [
+        EventEnvelope(
+            id=UUID(event_id),
+            type="stock.counted",
+            occurred_at=clock.now(),
+            correlation_id=correlation_id,
+            causation_id=correlation_id,
+            source="test",
+            subject=subject,
+            channel=channel,
+            data=data,
+        )
+        for event_id, subject, channel, data in [
+            (ids[0], "item/1", "webshop", {"sku": "MUG", "count": 3}),
+            (ids[1], 'item/"2" caf\u00e9', None, {"sku": 'caf\u00e9 "2"', "count": None}),
+            (ids[2], "item/3", "amazon_de", {}),
+        ]
+    ]
+    assert [row.envelope for row in rows] == [e.model_dump(mode="json") for e in expected]
+    assert [EventEnvelope.model_validate(row.envelope) for row in rows] == expected
+    assert [(r.event_id, r.type, r.version, r.source, r.subject, r.channel) for r in rows] == [
+        (str(e.id), e.type, 1, "test", e.subject, e.channel) for e in expected
+    ]
+    assert {
+        (r.correlation_id, r.causation_id, r.order_id, r.origin_correlation_id, r.occurred_at)
+        for r in rows
+    } == {(correlation_id, correlation_id, None, None, clock.now())}
+
+
+async def test_events_emitted_many_at_once_follow_those_emitted_before_with_time_ordered_ids(
+    store: Store,
+) -> None:
+    ids = await store.write(emit_bulk)
+    more = await store.write(emit_bulk)
+
+    rows = await store.read(outbox_rows)
+    assert [r.subject for r in rows] == ["item/start", "item/1", 'item/"2" caf\u00e9', "item/3"] * 2
+    assert [r.event_id for r in rows if r.type == "stock.counted"] == ids + more
+    assert len(set(ids + more)) == 6
+    assert {UUID(event_id).version for event_id in ids + more} == {7}
+    assert sorted(ids) == ids
+    assert sorted(more) == more
+
+
+async def test_events_emitted_many_at_once_roll_back_with_their_unit_of_work(
+    store: Store,
+) -> None:
+    def emit_then_fail(uow: UnitOfWork) -> None:
+        emit_bulk(uow)
+        raise Boom
+
+    with pytest.raises(Boom):
+        await store.write(emit_then_fail)
+
+    assert await store.read(outbox_rows) == []
+
+
+@pytest.mark.parametrize(
+    ("subject", "channel"),
+    [("", "webshop"), ("item/\x07", "webshop"), ("x" * 257, None), ("item/1", "Web Shop")],
+)
+async def test_events_emitted_many_at_once_refuse_what_the_envelope_refuses(
+    store: Store, subject: str, channel: str | None
+) -> None:
+    with pytest.raises(ValueError):
+        EventEnvelope(
+            type="stock.counted",
+            occurred_at=store.clock.now(),
+            source="test",
+            subject=subject,
+            channel=channel,
+        )
+    with pytest.raises(ValueError):
+        await store.write(
+            lambda uow: uow.emit_many(
+                "stock.counted", source="test", events=[(subject, channel, "{}")]
+            )
+        )
+
+    assert await store.read(outbox_rows) == []
+
+
+def test_event_ids_made_in_bulk_are_unique_and_ordered_by_time_then_count() -> None:
+    before = time.time_ns() // 1_000_000
+    batch = new_event_ids(100_000)
+    after = time.time_ns() // 1_000_000
+
+    ids = [UUID(text) for text in batch]
+    assert len(set(ids)) == len(ids)
+    assert {(u.version, u.variant) for u in ids} == {(7, RFC_4122)}
+    assert sorted(batch) == batch
+    assert before <= ids[0].int >> 80 <= ids[-1].int >> 80 <= after

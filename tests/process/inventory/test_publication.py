@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 import pytest
 from sqlalchemy import insert
 
+from contracts import EventEnvelope
 from gateway_infra.clock import ManualClock
 from gateway_infra.unit_of_work import Store, UnitOfWork
 from process_api.inventory import Published, confirm_publication, publish_changes, sync_lag
@@ -74,6 +76,41 @@ async def test_a_change_publishes_an_absolute_value_event_per_channel(store: Sto
         "previous": 8,
     }
     assert {str(latest[p.channel]["id"]) for p in changes} == {p.event_id for p in changes}
+
+
+async def test_each_published_value_is_stored_as_the_event_envelope_model_dumps_it(
+    store: Store, clock: ManualClock
+) -> None:
+    channels = profiles(profile("webshop"), profile("amazon", buffer=2))
+    odd = 'MUG "Caf\u00e9" \\ 1/2'
+    stock(store, {"MUG": 10, odd: 4})
+    publish(store, channels)
+    stock(store, {"MUG": 6}, clock.now() + timedelta(seconds=1))
+    changes = publish(store, channels)
+
+    stored = events(store, "availability.changed")
+    assert len(stored) == 6
+    assert [e["data"]["sku"] for e in stored[-2:]] == ["MUG", "MUG"]
+    for envelope in stored:
+        data = envelope["data"]
+        assert envelope == EventEnvelope(
+            id=UUID(envelope["id"]),
+            type="availability.changed",
+            occurred_at=envelope["occurred_at"],
+            source="process_api.inventory",
+            subject=f"availability/{data['channel']}/{data['sku']}",
+            channel=data["channel"],
+            data={
+                "sku": data["sku"],
+                "channel": data["channel"],
+                "quantity": data["quantity"],
+                "previous": data["previous"],
+            },
+        ).model_dump(mode="json")
+    assert {e["data"]["sku"] for e in stored[:4]} == {"MUG", odd}
+    assert [(e["id"], e["data"]["quantity"], e["data"]["previous"]) for e in stored[-2:]] == [
+        (p.event_id, p.quantity, p.previous) for p in changes
+    ]
 
 
 async def test_nothing_is_published_when_no_value_changed(store: Store) -> None:
