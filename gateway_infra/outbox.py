@@ -143,6 +143,21 @@ class FeedPage:
     next_position: int
 
 
+def watermark_name(channel: str | None) -> str:
+    """Row of infra_outbox_purges for the events of one channel (or of all events)."""
+    return PURGE_WATERMARK if channel is None else f"{PURGE_WATERMARK}:{channel}"
+
+
+def purged_through(conn: Connection, channel: str | None = None) -> int:
+    """The highest position purged among the channel's events (or all events); 0 if none."""
+    value = conn.execute(
+        select(outbox_purges.c.purged_through).where(
+            outbox_purges.c.name == watermark_name(channel)
+        )
+    ).scalar_one_or_none()
+    return int(value or 0)
+
+
 class CursorPurged(Exception):
     """A feed cursor below the purge watermark: events after it may have been purged."""
 
@@ -166,19 +181,23 @@ class EventFeed:
         channel: str | None = None,
         types: Sequence[str] | None = None,
     ) -> FeedPage:
-        """Events after the cursor; 0 starts at the oldest event kept. A cursor below the purge
-        watermark raises CursorPurged (events after it may be gone)."""
+        """Events after the cursor (of one channel, when given). 0 starts where the purged events
+        of the channel end. A cursor below that raises CursorPurged: events after it may be gone.
 
-        def read(conn: Connection) -> list[SequencedEvent]:
-            if after > 0:
-                through = conn.execute(
-                    select(outbox_purges.c.purged_through).where(
-                        outbox_purges.c.name == PURGE_WATERMARK
-                    )
-                ).scalar_one_or_none()
-                if through is not None and after < through:
-                    raise CursorPurged(after, int(through))
-            return read_after(conn, after, limit=limit, channel=channel, types=types)
+        The watermark is read again after the events, in the same transaction: on PostgreSQL
+        each statement sees what committed before it, and a purge commits its deletions with its
+        watermark, so a purge the events query saw is always seen by the second reading."""
 
-        events = await self.database.read(read)
-        return FeedPage(events, events[-1].position if events else after)
+        def read(conn: Connection) -> tuple[int, list[SequencedEvent]]:
+            start = after if after > 0 else purged_through(conn, channel)
+            while True:
+                found = read_after(conn, start, limit=limit, channel=channel, types=types)
+                through = purged_through(conn, channel)
+                if through <= start:
+                    return start, found
+                if after > 0:
+                    raise CursorPurged(after, through)
+                start = through  # a purge committed meanwhile: read from its end
+
+        start, events = await self.database.read(read)
+        return FeedPage(events, events[-1].position if events else start)

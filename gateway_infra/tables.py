@@ -73,7 +73,8 @@ outbox = Table(
 outbox_purges = Table(
     "infra_outbox_purges",
     metadata,
-    Column("name", String(40), primary_key=True),
+    # "events" for all events, "events:<channel>" for one channel's.
+    Column("name", String(80), primary_key=True),
     # Every event at or below this position that was purged is gone; a feed cursor below it may
     # have missed some (gateway_infra.event_retention).
     Column("purged_through", BigInteger, nullable=False),

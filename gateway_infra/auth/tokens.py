@@ -110,13 +110,17 @@ class TokenVerifier:
         cannot change, so only what time and key rotation can change is checked again (its key
         still published, `exp` and `nbf` against the clock). docs/decisions/0013.
         """
+        # The ring first: nothing awaits between looking the token up and updating the memory,
+        # so concurrent requests with the same token cannot trip over each other's changes.
+        ring = await self.keys.ring_async()
         remembered = self._verified.get((token, layer))
         if remembered is not None:
-            ring = await self.keys.ring_async()
             now = self._now()
             if (
                 remembered.kid in ring.kids
-                and now <= remembered.expires_at + self.leeway_seconds
+                # The claims registry's own bounds: exp <= now - leeway and nbf (or iat) >
+                # now + leeway are refused.
+                and now < remembered.expires_at + self.leeway_seconds
                 and now >= remembered.not_before - self.leeway_seconds
             ):
                 self._verified.move_to_end((token, layer))
@@ -131,7 +135,6 @@ class TokenVerifier:
         if header.get("alg") not in ALLOWED_ALGORITHMS:
             raise TokenRejected(f"algorithm {header.get('alg')!r} is not accepted")
         kid = header.get("kid")
-        ring = await self.keys.ring_async()
         if kid not in ring.kids:
             ring = await self.keys.ring_async(refresh=True)  # a key another replica just made
             if kid not in ring.kids:

@@ -202,7 +202,7 @@ class DeliveryAdmin:
             subs = conn.execute(sub_query).all()
             if not subs or not types:
                 return 0
-            events = conn.execute(
+            chosen = (
                 select(
                     outbox.c.event_id,
                     outbox.c.type,
@@ -219,7 +219,12 @@ class DeliveryAdmin:
                 )
                 .order_by(outbox.c.position)
                 .limit(MAX_RESEND_EVENTS + 1)
-            ).all()
+            )
+            if conn.dialect.name == "postgresql":
+                # Share-locked until the pending deliveries commit: the event purge skips them
+                # (gateway_infra.event_retention) instead of deleting what is about to be sent.
+                chosen = chosen.with_for_update(read=True)
+            events = conn.execute(chosen).all()
             if len(events) > MAX_RESEND_EVENTS:
                 raise TooManyToResend(
                     f"more than {MAX_RESEND_EVENTS} events in that range; ask for a shorter one"

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import functools
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import Connection, select, update
 
 from gateway import Gateway
+from gateway_infra import outbox as outbox_module
 from gateway_infra.clock import ManualClock
 from gateway_infra.delivery import DeliveryState
 from gateway_infra.delivery.tables import deliveries
-from gateway_infra.outbox import CursorPurged
+from gateway_infra.event_retention import purge_batch
+from gateway_infra.outbox import CursorPurged, FeedPage, SequencedEvent
 from gateway_infra.tables import outbox, outbox_purges
 from gateway_infra.unit_of_work import UnitOfWork
 from tests.delivery.conftest import Receiver, emit, pump, pump_until_settled, subscribe
@@ -32,7 +36,9 @@ async def every_subject(gateway: Gateway) -> list[str]:
 
 async def watermark(gateway: Gateway) -> int | None:
     return await gateway.store.read(
-        lambda conn: conn.execute(select(outbox_purges.c.purged_through)).scalar_one_or_none()
+        lambda conn: conn.execute(
+            select(outbox_purges.c.purged_through).where(outbox_purges.c.name == "events")
+        ).scalar_one_or_none()
     )
 
 
@@ -143,3 +149,84 @@ async def test_a_feed_cursor_older_than_the_purged_events_is_told_so(
     assert refused is not None and refused.purged_through == through
     assert [e.event.subject for e in from_start.events] == ["order/4"]
     assert [e.event.subject for e in from_watermark.events] == ["order/4"]
+
+
+async def test_after_a_410_reading_from_the_start_pages_on_past_events_still_kept(
+    gateway: Gateway, receiver: Receiver, clock: ManualClock
+) -> None:
+    """Events kept for dead deliveries lie below the watermark: the feed starts above them."""
+    await subscribe(gateway, receiver)
+    events = [await emit(gateway, "order.accepted", f"order/{n}") for n in (1, 2, 3, 4, 5)]
+    await pump_until_settled(gateway, clock)
+
+    def mark_dead(uow: UnitOfWork, event_id: str) -> None:
+        uow.conn.execute(
+            update(deliveries)
+            .where(deliveries.c.event_id == event_id)
+            .values(state=DeliveryState.DEAD.value)
+        )
+
+    for event in events[:2]:
+        await gateway.store.write(functools.partial(mark_dead, event_id=str(event.id)))
+    past_retention(gateway, clock)
+    await gateway.event_purge.purge()
+
+    first = await gateway.events.page(after=0, limit=1, channel="webshop")
+    second = await gateway.events.page(after=first.next_position, limit=1, channel="webshop")
+
+    assert [e.event.subject for e in first.events] == ["order/5"]
+    assert second.events == []
+    assert await kept(gateway) == ["order/1", "order/2", "order/5"]
+
+
+async def test_a_quiet_channels_cursor_is_not_refused_for_other_channels_purged_events(
+    gateway: Gateway, receiver: Receiver, clock: ManualClock
+) -> None:
+    await subscribe(gateway, receiver)
+    await emit(gateway, "order.accepted", "order/q", channel="quiet")
+    await gateway.sequencer.run_once()
+    cursor = (await gateway.events.page(after=0, limit=10, channel="quiet")).next_position
+    for n in (1, 2, 3):
+        await emit(gateway, "order.accepted", f"order/{n}")
+    await pump_until_settled(gateway, clock)
+    past_retention(gateway, clock)
+    await emit(gateway, "order.accepted", "order/4")  # within retention
+    await pump_until_settled(gateway, clock)
+    await gateway.event_purge.purge()
+
+    quiet = await gateway.events.page(after=cursor, limit=10, channel="quiet")
+
+    assert await kept(gateway) == ["order/4"]
+    assert quiet.events == [] and quiet.next_position == cursor
+
+
+async def test_a_purge_committing_while_a_page_is_read_never_hides_events_silently(
+    gateway: Gateway, receiver: Receiver, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Either the page holds every event after the cursor, or the reader is told (410). The
+    purge deletes the subscription's event, the cursor's and the one after it."""
+    await subscribe(gateway, receiver)
+    for n in (1, 2, 3, 4, 5):
+        await emit(gateway, "order.accepted", f"order/{n}")
+    await pump_until_settled(gateway, clock)
+    page = await gateway.events.page(after=0, limit=10, channel="webshop")
+    cursor = page.events[0].position
+    expected = [e.event.subject for e in page.events[1:]]
+    past_retention(gateway, clock)
+    unpatched = outbox_module.read_after
+
+    def purge_first(conn: Connection, after: int, **kwargs: Any) -> list[SequencedEvent]:
+        gateway.store.write_sync(
+            lambda uow: purge_batch(uow, cutoff=uow.now - timedelta(days=1), limit=3)
+        )
+        return unpatched(conn, after, **kwargs)
+
+    monkeypatch.setattr(outbox_module, "read_after", purge_first)
+    try:
+        answer: object = await gateway.events.page(after=cursor, limit=10, channel="webshop")
+    except CursorPurged as exc:
+        answer = exc
+
+    if not isinstance(answer, CursorPurged):
+        assert isinstance(answer, FeedPage)
+        assert [e.event.subject for e in answer.events] == expected

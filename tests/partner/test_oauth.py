@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -571,3 +572,27 @@ async def test_a_token_already_accepted_is_checked_again_on_every_request(
     assert expired.status_code == 401
     assert forged.status_code == 401
     assert key_gone.status_code == 401
+
+
+async def test_a_remembered_token_is_refused_at_its_expiry_by_every_request_at_once(
+    gateway: Gateway,
+    anonymous: httpx.AsyncClient,
+    partner_secret: tuple[str, str],
+    clock: ManualClock,
+) -> None:
+    """Many requests checking one remembered token together (while the key ring is read again)
+    are each refused with 401, exactly when the full check would refuse it."""
+    token = await _partner_token(anonymous, partner_secret)
+    accepted = await anonymous.get(PARTNER_READ, headers=bearer(token))
+    settings = gateway.settings
+    clock.advance(
+        timedelta(seconds=settings.access_token_lifetime_seconds + settings.token_leeway_seconds)
+    )
+    gateway.keys.invalidate()  # the next look at the ring awaits the database
+
+    answers = await asyncio.gather(
+        *(anonymous.get(PARTNER_READ, headers=bearer(token)) for _ in range(5))
+    )
+
+    assert accepted.status_code == 404
+    assert [answer.status_code for answer in answers] == [401] * 5

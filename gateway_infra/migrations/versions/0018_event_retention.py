@@ -22,7 +22,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "infra_outbox_purges",
-        sa.Column("name", sa.String(length=40), nullable=False),
+        sa.Column("name", sa.String(length=80), nullable=False),
         sa.Column("purged_through", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", gateway_infra.columns.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name"),
