@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
-from sqlalchemy import ColumnElement, Row, and_, delete, insert, select, tuple_, update
+from sqlalchemy import Row, and_, bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
@@ -182,13 +182,26 @@ def _stored_response(row: Row[Any]) -> StoredResponse:
     )
 
 
-def _holder(client_id: str, key: str, lease_token: str | None) -> ColumnElement[bool]:
+# The statements of one request, built once with their values as parameters: building them anew
+# (and computing their cache keys) cost several times more than running them.
+_t = idempotency_keys
+_THIS_KEY = and_(_t.c.client_id == bindparam("b_client_id"), _t.c.key == bindparam("b_key"))
+_FIND = select(_t).where(_THIS_KEY)
+_FIND_FOR_UPDATE = _FIND.with_for_update()
+_INSERT = insert(_t)
+_UPDATE = update(_t).where(_THIS_KEY)
+_IN_FLIGHT = and_(_THIS_KEY, _t.c.state == IN_FLIGHT)
+_HELD_BY = and_(_IN_FLIGHT, _t.c.lease_token == bindparam("b_lease_token"))
+_UPDATE_HOLDER = {False: update(_t).where(_IN_FLIGHT), True: update(_t).where(_HELD_BY)}
+_DELETE_HOLDER = {False: delete(_t).where(_IN_FLIGHT), True: delete(_t).where(_HELD_BY)}
+
+
+def _holder_params(client_id: str, key: str, lease_token: str | None) -> dict[str, Any]:
     """The in-flight record of this key, held by lease_token when one is given."""
-    t = idempotency_keys
-    condition = and_(t.c.client_id == client_id, t.c.key == key, t.c.state == IN_FLIGHT)
+    params: dict[str, Any] = {"b_client_id": client_id, "b_key": key}
     if lease_token is not None:
-        condition = and_(condition, t.c.lease_token == lease_token)
-    return condition
+        params["b_lease_token"] = lease_token
+    return params
 
 
 class IdempotencyStore:
@@ -234,12 +247,11 @@ class IdempotencyStore:
         fingerprint: str,
         lease_token: str | None,
     ) -> StoredResponse | None:
-        t = idempotency_keys
-        where = and_(t.c.client_id == client_id, t.c.key == key)
-        query = select(t).where(where)
-        if uow.conn.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises us
-            query = query.with_for_update()
-        row = uow.conn.execute(query).one_or_none()
+        conn = uow.conn
+        this_key = {"b_client_id": client_id, "b_key": key}
+        # SQLite's BEGIN IMMEDIATE already serialises us; PostgreSQL locks the row.
+        query = _FIND if conn.dialect.name == "sqlite" else _FIND_FOR_UPDATE
+        row = conn.execute(query, this_key).one_or_none()
         now = uow.now
         leased = {
             "fingerprint": fingerprint,
@@ -254,10 +266,10 @@ class IdempotencyStore:
             "expires_at": now + self.retention,
         }
         if row is None:
-            uow.conn.execute(insert(t).values(client_id=client_id, key=key, **leased))
+            conn.execute(_INSERT, {"client_id": client_id, "key": key, **leased})
             return None
         if row.expires_at <= now:  # forgotten: the key is new again
-            uow.conn.execute(update(t).where(where).values(**leased))
+            conn.execute(_UPDATE, {**this_key, **leased})
             return None
         if row.fingerprint != fingerprint:
             raise _reused_error()
@@ -267,14 +279,14 @@ class IdempotencyStore:
         if lease_until is not None and lease_until > now:
             raise _in_flight_error()
         # The request that held the lease never finished (crashed or lost): take it over.
-        uow.conn.execute(
-            update(t)
-            .where(where)
-            .values(
-                lease_until=now + self.lease,
-                lease_token=lease_token,
-                expires_at=now + self.retention,
-            )
+        conn.execute(
+            _UPDATE,
+            {
+                **this_key,
+                "lease_until": now + self.lease,
+                "lease_token": lease_token,
+                "expires_at": now + self.retention,
+            },
         )
         return None
 
@@ -296,19 +308,18 @@ class IdempotencyStore:
         stored_body = bytes(body)
 
         def store(uow: UnitOfWork) -> None:
-            t = idempotency_keys
             uow.conn.execute(
-                update(t)
-                .where(_holder(client_id, key, lease_token))
-                .values(
-                    state=COMPLETED,
-                    lease_until=None,
-                    status_code=status_code,
-                    response_headers=stored_headers,
-                    response_body=stored_body,
-                    completed_at=uow.now,
-                    expires_at=uow.now + self.retention,
-                )
+                _UPDATE_HOLDER[lease_token is not None],
+                {
+                    **_holder_params(client_id, key, lease_token),
+                    "state": COMPLETED,
+                    "lease_until": None,
+                    "status_code": status_code,
+                    "response_headers": stored_headers,
+                    "response_body": stored_body,
+                    "completed_at": uow.now,
+                    "expires_at": uow.now + self.retention,
+                },
             )
 
         await self.store.write(store)
@@ -317,7 +328,9 @@ class IdempotencyStore:
         """Forget an in-flight key, so that a retry runs the request again."""
 
         def forget(uow: UnitOfWork) -> None:
-            uow.conn.execute(delete(idempotency_keys).where(_holder(client_id, key, lease_token)))
+            uow.conn.execute(
+                _DELETE_HOLDER[lease_token is not None], _holder_params(client_id, key, lease_token)
+            )
 
         await self.store.write(forget)
 
