@@ -303,7 +303,7 @@ def _shipped_per_line(conn: Connection, ids: Sequence[str]) -> dict[str, dict[st
     return shipped
 
 
-def _add_shipped(per_line: dict[str, int], packages: Iterable[Row[Any]]) -> None:
+def _add_shipped(per_line: dict[str, int], packages: Iterable[Any]) -> None:
     """Add the units of confirmed packages to an order's shipped quantities per line."""
     for package in packages:
         for line in package.lines:
