@@ -39,6 +39,12 @@ class UnitOfWork:
     order_of: OrderOfEvent | None = None
     event_orders: dict[str, str] = field(default_factory=dict)
     """The order each emitted event concerns, by event id (for the outbox's order_id)."""
+    committed: list[Callable[[], None]] = field(default_factory=list)
+    """Called, in order, once this transaction has committed (never when it rolls back)."""
+
+    def on_commit(self, fn: Callable[[], None]) -> None:
+        """Call fn once this transaction has committed; not at all if it rolls back."""
+        self.committed.append(fn)
 
     def emit(
         self,
@@ -119,18 +125,24 @@ class Store:
         self.order_of: OrderOfEvent | None = None
 
     def _run_unit(self, fn: Callable[[UnitOfWork], T], correlation_id: str | None) -> T:
+        committed: list[Callable[[], None]] = []
+
         def in_transaction(conn: Connection) -> T:
             uow = UnitOfWork(
                 conn=conn,
                 now=self.clock.now(),
                 correlation_id=correlation_id,
                 order_of=self.order_of,
+                committed=committed,
             )
             result = fn(uow)
             write_outbox(conn, uow.events, uow.event_orders)
             return result
 
-        return self.database.run_write(in_transaction)
+        result = self.database.run_write(in_transaction)
+        for callback in committed:
+            callback()
+        return result
 
     async def write(self, fn: Callable[[UnitOfWork], T]) -> T:
         """Run fn as one unit of work off the event loop; its events commit with it."""

@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy import Row, and_, bindparam, delete, insert, select, tuple_, update
@@ -31,6 +31,8 @@ from gateway_infra.unit_of_work import Store, UnitOfWork
 from partner_api.tables import idempotency_keys
 
 log = logging.getLogger("gateway.partner.idempotency")
+
+T = TypeVar("T")
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -308,21 +310,39 @@ class IdempotencyStore:
         stored_body = bytes(body)
 
         def store(uow: UnitOfWork) -> None:
-            uow.conn.execute(
-                _UPDATE_HOLDER[lease_token is not None],
-                {
-                    **_holder_params(client_id, key, lease_token),
-                    "state": COMPLETED,
-                    "lease_until": None,
-                    "status_code": status_code,
-                    "response_headers": stored_headers,
-                    "response_body": stored_body,
-                    "completed_at": uow.now,
-                    "expires_at": uow.now + self.retention,
-                },
+            self.complete_in(
+                uow, client_id, key, status_code, stored_headers, stored_body, lease_token
             )
 
         await self.store.write(store)
+
+    def complete_in(
+        self,
+        uow: UnitOfWork,
+        client_id: str,
+        key: str,
+        status_code: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        lease_token: str | None = None,
+    ) -> None:
+        """complete() inside the caller's unit of work, for an answer below 500: the answer
+        commits (or rolls back) with the work it answers."""
+        if status_code >= 500:
+            raise ValueError("a server error is never stored for replay")
+        uow.conn.execute(
+            _UPDATE_HOLDER[lease_token is not None],
+            {
+                **_holder_params(client_id, key, lease_token),
+                "state": COMPLETED,
+                "lease_until": None,
+                "status_code": status_code,
+                "response_headers": dict(headers),
+                "response_body": bytes(body),
+                "completed_at": uow.now,
+                "expires_at": uow.now + self.retention,
+            },
+        )
 
     async def release(self, client_id: str, key: str, *, lease_token: str | None = None) -> None:
         """Forget an in-flight key, so that a retry runs the request again."""
@@ -357,6 +377,26 @@ class IdempotencyStore:
 # ---------------------------------------------------------------- one request
 
 
+def _problem_answer(exc: ProblemError) -> Response:
+    return problem_response(exc.problem, exc.detail, headers=exc.headers, **exc.extensions)
+
+
+def _answer_of(respond: Callable[[], Response]) -> Response:
+    """respond()'s answer; a ProblemError becomes its problem+json answer."""
+    try:
+        return respond()
+    except ProblemError as exc:
+        return _problem_answer(exc)
+
+
+async def _answer_of_async(produce: Callable[[], Awaitable[Response]]) -> Response:
+    """produce()'s answer; a ProblemError becomes its problem+json answer."""
+    try:
+        return await produce()
+    except ProblemError as exc:
+        return _problem_answer(exc)
+
+
 def replayable_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The response headers stored for replay: content-type and location."""
     return {
@@ -375,6 +415,38 @@ class IdempotentRequest:
         self.key = key
         self.fingerprint = fingerprint
         self.lease_token = secrets.token_hex(16)
+        self.answered: Response | None = None
+        """The answer stored with the work it answers (see answering), once that committed."""
+
+    def answering(self, respond: Callable[[T], Response]) -> Callable[[UnitOfWork, T], None]:
+        """A writer for the unit of work that settles this request: it makes the answer from
+        that work's result (a ProblemError becomes its problem answer) and stores it for replay
+        in the same transaction, so that the answer commits with the work and needs no
+        transaction of its own. Once that transaction has committed, `answered` holds the
+        answer; produce returns it, and run stores nothing more. A server error is not
+        stored there (run releases the key as for any other)."""
+
+        def write(uow: UnitOfWork, result: T) -> None:
+            response = _answer_of(lambda: respond(result))
+            body = getattr(response, "body", None)
+            if response.status_code >= 500 or not isinstance(body, bytes | memoryview):
+                return
+            self.store.complete_in(
+                uow,
+                self.client_id,
+                self.key,
+                response.status_code,
+                replayable_headers(response.headers),
+                bytes(body),
+                self.lease_token,
+            )
+
+            def committed() -> None:
+                self.answered = response
+
+            uow.on_commit(committed)
+
+        return write
 
     async def run(self, produce: Callable[[], Awaitable[Response]]) -> Response:
         """The stored answer of an earlier identical request, or produce()'s answer, stored.
@@ -394,15 +466,12 @@ class IdempotentRequest:
                 headers={**stored.headers, REPLAYED_HEADER: "true"},
             )
         try:
-            try:
-                response = await produce()
-            except ProblemError as exc:
-                response = problem_response(
-                    exc.problem, exc.detail, headers=exc.headers, **exc.extensions
-                )
+            response = await _answer_of_async(produce)
         except BaseException:
             await self._release_quietly()
             raise
+        if response is self.answered:
+            return response  # stored with the work it answers
         body = getattr(response, "body", None)
         if not isinstance(body, bytes | memoryview):
             # A streamed answer cannot be stored; let a retry run the request again.

@@ -241,3 +241,33 @@ async def test_events_flushed_during_a_unit_of_work_keep_the_order_they_concern(
         ("order.accepted", "ord_1", "origin-1"),
         ("batch.done", None, None),
     ]
+
+
+async def test_commit_callbacks_run_in_order_once_the_work_has_committed(store: Store) -> None:
+    seen: list[str] = []
+
+    def work(uow: UnitOfWork) -> None:
+        open_sequence_and_announce(uow)
+        uow.on_commit(lambda: seen.append("first"))
+        uow.on_commit(lambda: seen.append("second"))
+        assert seen == []  # nothing before the commit
+
+    await store.write(work)
+
+    assert seen == ["first", "second"]
+    assert await store.read(sequence_names) == ["order"]
+
+
+async def test_commit_callbacks_of_work_that_rolls_back_never_run(store: Store) -> None:
+    seen: list[str] = []
+
+    def work(uow: UnitOfWork) -> None:
+        open_sequence_and_announce(uow)
+        uow.on_commit(lambda: seen.append("committed"))
+        raise Boom
+
+    with pytest.raises(Boom):
+        await store.write(work)
+
+    assert seen == []
+    assert await store.read(sequence_names) == []
