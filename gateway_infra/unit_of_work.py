@@ -147,7 +147,7 @@ class Store:
     async def write(self, fn: Callable[[UnitOfWork], T]) -> T:
         """Run fn as one unit of work off the event loop; its events commit with it."""
         return await anyio.to_thread.run_sync(
-            self._run_unit, fn, current_correlation_id(), limiter=self.database.limiter
+            self._run_unit, fn, current_correlation_id(), limiter=self.database.write_limiter
         )
 
     def write_sync(self, fn: Callable[[UnitOfWork], T]) -> T:
