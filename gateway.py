@@ -44,7 +44,8 @@ from gateway_infra.database import Database, normalise_url
 from gateway_infra.delivery import DeliveryPolicy, WebhookDelivery
 from gateway_infra.delivery import cli as delivery_cli
 from gateway_infra.delivery.tables import metadata as delivery_metadata
-from gateway_infra.http import install_common_http
+from gateway_infra.event_retention import EventPurge
+from gateway_infra.http import NO_NATIVE_TELEMETRY, install_common_http
 from gateway_infra.logging import configure_logging
 from gateway_infra.metrics import (
     MULTIPROC_ENV,
@@ -173,6 +174,7 @@ class Gateway:
     channels: ChannelProfiles
     channel_profiles_config: tuple[ChannelProfile, ...]
     idempotency_purge: IdempotencyPurge
+    event_purge: EventPurge
     availability_sweep: Recurring
     exceptions: ExceptionQueue
     exception_escalation: Recurring
@@ -303,7 +305,11 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         erp, wms = http_erp, http_wms
     else:
         erp, wms = system_erp, system_wms
-    inventory = InventoryService(store, profiles=channels.profiles_in)
+    inventory = InventoryService(
+        store,
+        profiles=channels.profiles_in,
+        read_cache_seconds=settings.availability_read_cache_seconds,
+    )
     inventory.register_timers(scheduler)
     orders = OrderService(store, erp, inventory, profiles=channels.get)
     orders.register_timers(scheduler)
@@ -315,6 +321,8 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
     pricing.register_timers(scheduler)
     purge = IdempotencyPurge(store, idempotency)
     purge.register(scheduler)
+    event_purge = EventPurge(store, retention=timedelta(days=settings.event_retention_days))
+    event_purge.register(scheduler)
     sweep = inventory.sweep_job(timedelta(seconds=settings.availability_sweep_seconds))
     sweep.register(scheduler)
     exception_queue = ExceptionQueue(store, orders=orders, routing=routing)
@@ -375,6 +383,7 @@ def build_gateway(settings: Settings | None = None, *, clock: Clock | None = Non
         channels=channels,
         channel_profiles_config=channel_profiles_config,
         idempotency_purge=purge,
+        event_purge=event_purge,
         availability_sweep=sweep,
         exceptions=exception_queue,
         exception_escalation=escalation,
@@ -458,6 +467,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         tasks: list[asyncio.Task[None]] = []
         await gateway.idempotency_purge.ensure_scheduled()
+        await gateway.event_purge.ensure_scheduled()
         await gateway.availability_sweep.ensure_scheduled()
         await gateway.exception_escalation.ensure_scheduled()
         for job in gateway.marketplace_jobs:
@@ -494,6 +504,7 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
             process_stopped()
 
     app = FastAPI(
+        telemetry=NO_NATIVE_TELEMETRY,
         title="Retail Sync Gateway",
         version="0.1.0",
         lifespan=lifespan,
@@ -510,6 +521,35 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
 
     # Outermost, so every answer is counted, the shared middleware's own (413, 415, 504) too.
     app.add_middleware(RequestMetricsMiddleware)
+
+    # Routes are matched in order: the partner APIs, the busiest, are tried first (after the
+    # migration note, whose configurable path may lie under a partner prefix).
+    @app.get(settings.partner_v1_migration_url, include_in_schema=False)
+    async def partner_migration_note() -> PlainTextResponse:
+        return PlainTextResponse(MIGRATION_NOTE.read_text(), media_type="text/markdown")
+
+    edge = EdgeServices(
+        throttle=gateway.throttle,
+        tiers=settings.throttle_tiers,
+        idempotency=gateway.idempotency,
+    )
+    for version in ("v2", "v1"):
+        app.mount(
+            f"/partner/{version}",
+            create_partner_app(
+                settings=settings,
+                version=version,
+                auth=gateway.layer_auth(Layer.PARTNER),
+                edge=edge,
+                orders=gateway.orders,
+                inventory=gateway.inventory,
+                shipments=gateway.fulfilment,
+                returns=gateway.returns,
+                prices=gateway.pricing,
+                events=gateway.events,
+                webhooks=gateway.webhooks.subscriptions,
+            ),
+        )
     if settings.metrics_enabled:
         app.add_route(
             "/metrics",
@@ -549,10 +589,6 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
         )
     )
 
-    @app.get(settings.partner_v1_migration_url, include_in_schema=False)
-    async def partner_migration_note() -> PlainTextResponse:
-        return PlainTextResponse(MIGRATION_NOTE.read_text(), media_type="text/markdown")
-
     app.mount(
         "/system",
         create_system_app(
@@ -579,28 +615,6 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
         ),
     )
     app.mount("/ops", create_ops_console(gateway))
-    edge = EdgeServices(
-        throttle=gateway.throttle,
-        tiers=settings.throttle_tiers,
-        idempotency=gateway.idempotency,
-    )
-    for version in ("v1", "v2"):
-        app.mount(
-            f"/partner/{version}",
-            create_partner_app(
-                settings=settings,
-                version=version,
-                auth=gateway.layer_auth(Layer.PARTNER),
-                edge=edge,
-                orders=gateway.orders,
-                inventory=gateway.inventory,
-                shipments=gateway.fulfilment,
-                returns=gateway.returns,
-                prices=gateway.pricing,
-                events=gateway.events,
-                webhooks=gateway.webhooks.subscriptions,
-            ),
-        )
     return app
 
 

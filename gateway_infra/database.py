@@ -48,6 +48,21 @@ class Database:
         # And they wait for their turn on the event loop, not in worker threads: writers blocked
         # on the lock kept a dozen threads contending for the interpreter lock under load.
         self.write_limiter = anyio.CapacityLimiter(1) if self.is_sqlite else self.limiter
+        self._generation_lock = threading.Lock()
+        self._write_generation = 0
+
+    @property
+    def write_generation(self) -> int:
+        """Moves on after every write transaction of this process has ended (committed or not).
+
+        A reader that notes it before reading and finds it unchanged later knows no write of this
+        process ended in between: what it read is still what this process's writes left.
+        """
+        return self._write_generation
+
+    def _writes_moved_on(self) -> None:
+        with self._generation_lock:
+            self._write_generation += 1
 
     def _create_engine(self, busy_timeout_ms: int, pool_size: int) -> Engine:
         if not self.is_sqlite:
@@ -69,10 +84,13 @@ class Database:
     def run_write(self, fn: Callable[[Connection], T]) -> T:
         """Run fn inside one write transaction on the calling thread; commit unless it raises."""
         lock = self._write_lock
-        if lock is None:
-            return self._in_transaction(fn, "IMMEDIATE")
-        with lock:
-            return self._in_transaction(fn, "IMMEDIATE")
+        try:
+            if lock is None:
+                return self._in_transaction(fn, "IMMEDIATE")
+            with lock:
+                return self._in_transaction(fn, "IMMEDIATE")
+        finally:
+            self._writes_moved_on()
 
     def run_read(self, fn: Callable[[Connection], T]) -> T:
         """Run fn inside one read transaction on the calling thread."""

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable
 
 from fastapi import FastAPI, HTTPException
+from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway_infra.correlation import (
@@ -33,6 +34,16 @@ from gateway_infra.problems import (
 )
 from gateway_infra.problems import install_problem_handlers as _install_problem_handlers
 from gateway_infra.tracing import ActiveSpan, span
+
+NO_NATIVE_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
+"""Every app of the gateway passes this as FastAPI(telemetry=...): requests are traced by
+CorrelationMiddleware and measured by gateway_infra.metrics; FastAPI's own instrumentation would
+record them a second time (and look up the OpenTelemetry providers on every request)."""
 
 _CORRELATION_MARK = "gateway.correlation_id"
 log = logging.getLogger("gateway.http")

@@ -21,7 +21,9 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     REGISTRY,
@@ -171,6 +173,16 @@ def app_of(path: str) -> str:
     return "gateway"
 
 
+@lru_cache(maxsize=4096)
+def _request_series(app: str, template: str, method: str, status: int) -> tuple[Any, Any]:
+    """The counter and histogram children of one series, looked up once (labels() takes a lock
+    and checks its arguments on every call); labels are bounded (templates, fixed methods)."""
+    return (
+        HTTP_REQUESTS.labels(app, template, method, str(status)),
+        HTTP_LATENCY.labels(app, template, method),
+    )
+
+
 class RequestMetricsMiddleware:
     """Counts every answered request and its latency, labelled by the route template the
     request matched (mount prefix plus route path, e.g. /process/v1/orders/{order_id}), never
@@ -208,8 +220,9 @@ class RequestMetricsMiddleware:
                 template = UNMATCHED_ROUTE
             app = app_of(str(scope.get("path", "")))
             method = method_label(str(scope.get("method", "")))
-            HTTP_REQUESTS.labels(app, template, method, str(status)).inc()
-            HTTP_LATENCY.labels(app, template, method).observe(time.perf_counter() - started)
+            count, latency = _request_series(app, template, method, status)
+            count.inc()
+            latency.observe(time.perf_counter() - started)
 
         async def recording_send(message: Message) -> None:
             nonlocal status

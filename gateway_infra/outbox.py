@@ -19,11 +19,13 @@ from sqlalchemy import Connection, bindparam, func, select, text, update
 
 from contracts import EventEnvelope
 from gateway_infra.database import Database
-from gateway_infra.tables import outbox
+from gateway_infra.tables import outbox, outbox_purges
 
 log = logging.getLogger("gateway.outbox")
 
 SEQUENCE_BATCH = 1000
+PURGE_WATERMARK = "events"
+"""Row of infra_outbox_purges: the highest position purged (gateway_infra.event_retention)."""
 _SEQUENCER_LOCK = 0x5E0_0E7
 """PostgreSQL advisory lock key held by the sequencer while it numbers a batch."""
 
@@ -141,6 +143,15 @@ class FeedPage:
     next_position: int
 
 
+class CursorPurged(Exception):
+    """A feed cursor below the purge watermark: events after it may have been purged."""
+
+    def __init__(self, after: int, purged_through: int) -> None:
+        super().__init__(f"events up to position {purged_through} were purged")
+        self.after = after
+        self.purged_through = purged_through
+
+
 class EventFeed:
     """Sequenced events, read in commit order by position."""
 
@@ -155,7 +166,19 @@ class EventFeed:
         channel: str | None = None,
         types: Sequence[str] | None = None,
     ) -> FeedPage:
-        events = await self.database.read(
-            lambda conn: read_after(conn, after, limit=limit, channel=channel, types=types)
-        )
+        """Events after the cursor; 0 starts at the oldest event kept. A cursor below the purge
+        watermark raises CursorPurged (events after it may be gone)."""
+
+        def read(conn: Connection) -> list[SequencedEvent]:
+            if after > 0:
+                through = conn.execute(
+                    select(outbox_purges.c.purged_through).where(
+                        outbox_purges.c.name == PURGE_WATERMARK
+                    )
+                ).scalar_one_or_none()
+                if through is not None and after < through:
+                    raise CursorPurged(after, int(through))
+            return read_after(conn, after, limit=limit, channel=channel, types=types)
+
+        events = await self.database.read(read)
         return FeedPage(events, events[-1].position if events else after)

@@ -44,6 +44,7 @@ NOT_FOUND = ProblemType("not-found", "No such resource", 404)
 METHOD_NOT_ALLOWED = ProblemType("method-not-allowed", "Method not allowed on this resource", 405)
 NOT_ACCEPTABLE = ProblemType("not-acceptable", "No acceptable representation", 406)
 CONFLICT = ProblemType("conflict", "The request conflicts with the resource's state", 409)
+GONE = ProblemType("gone", "No longer available", 410)
 PAYLOAD_TOO_LARGE = ProblemType("payload-too-large", "The request body is too large", 413)
 UNSUPPORTED_MEDIA_TYPE = ProblemType(
     "unsupported-media-type", "The request body must be application/json", 415

@@ -222,6 +222,15 @@ class Settings(BaseSettings):
     idempotency_retention_seconds: int = Field(
         default=86400, ge=60, description="How long an Idempotency-Key and its response are kept."
     )
+    event_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description=(
+            "How long events are kept (the event feed, webhook re-sends, order journeys). Older "
+            "events are purged every hour once relayed to webhooks, except those of pending or "
+            "dead deliveries; a feed cursor older than the purged events answers 410."
+        ),
+    )
     idempotency_lease_seconds: float = Field(
         default=30.0, gt=0, description="How long a key stays in flight before a retry may take it."
     )
@@ -250,6 +259,16 @@ class Settings(BaseSettings):
     )
     scheduler_poll_seconds: float = Field(
         default=1.0, gt=0, description="Pause between scheduler rounds when nothing was due."
+    )
+    availability_read_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description=(
+            "How long a partner's availability answer may be reused for the same channel and "
+            "SKU, at most. A write of this process makes it be read again at once; this bounds "
+            "how long a change made by another replica stays unseen. 0 reads every time."
+        ),
     )
     availability_sweep_seconds: int = Field(
         default=900,

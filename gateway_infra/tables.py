@@ -70,6 +70,16 @@ outbox = Table(
     ),
 )
 
+outbox_purges = Table(
+    "infra_outbox_purges",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    # Every event at or below this position that was purged is gone; a feed cursor below it may
+    # have missed some (gateway_infra.event_retention).
+    Column("purged_through", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
 timers = Table(
     "infra_timers",
     metadata,

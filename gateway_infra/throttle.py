@@ -4,8 +4,9 @@
 address) against both policies of `tier` and answers a `ThrottleDecision` carrying the
 RateLimit-Policy and RateLimit fields of draft-ietf-httpapi-ratelimit-headers-10 (plus
 Retry-After when refused). Counters live in Redis when a URL is given, so every worker and
-replica shares them; else in this process's memory. docs/decisions/0003 explains the choices:
-`limits.aio` directly (not slowapi), the moving-window strategy, the redis-py client, fail-open.
+replica shares them; else in this process's memory. docs/decisions/0003 explains the choices
+(not slowapi, the exact moving window, the redis-py client, fail-open) and 0016 why the windows
+are counted here (one Redis script per check; in memory without awaiting) instead of by `limits`.
 
 Dependencies put `decision.headers` in `request.state.response_headers` (`add_response_headers`)
 and `StateHeadersMiddleware` copies them onto whatever response leaves the app.
@@ -13,23 +14,19 @@ and `StateHeadersMiddleware` copies them onto whatever response leaves the app.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as aredis
-from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.errors import StorageError
-from limits.util import WindowStats
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -45,8 +42,44 @@ RETRY_AFTER_HEADER = "Retry-After"
 RESPONSE_HEADERS_STATE = "response_headers"
 """Key of `request.state` (scope["state"]) whose dict StateHeadersMiddleware adds to responses."""
 
-_STORAGE_ERRORS: tuple[type[BaseException], ...] = (StorageError, RedisError, OSError, TimeoutError)
+_STORAGE_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 _KEY_NAMESPACE = "throttle"
+
+
+class WindowStats(NamedTuple):
+    """One policy's window: when its oldest counted request leaves it, and what is left."""
+
+    reset_time: float
+    remaining: int
+
+
+# Both policies of a tier in one round trip, atomically: each window drops what left it, then
+# the request is counted in every window or (when one has nothing left) in none. Windows are
+# sorted sets of request times in microseconds of the Redis server's clock, so every worker and
+# replica counts on one clock. Members are unique: the time plus the window's size at the hit.
+_WINDOWS_SCRIPT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local stamp = string.format('%.0f', now)
+local counts, oldest = {}, {}
+local allowed = 1
+for i = 1, #KEYS do
+  local quota = tonumber(ARGV[2 * i])
+  local window = tonumber(ARGV[2 * i + 1]) * 1000000
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  counts[i] = redis.call('ZCARD', KEYS[i])
+  local first = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+  oldest[i] = first[2] and string.format('%.0f', tonumber(first[2])) or '-1'
+  if counts[i] >= quota then allowed = 0 end
+end
+if ARGV[1] == '1' and allowed == 1 then
+  for i = 1, #KEYS do
+    redis.call('ZADD', KEYS[i], stamp, stamp .. '-' .. counts[i])
+    redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[2 * i + 1]) * 1000)
+  end
+end
+return {allowed, stamp, counts, oldest}
+"""
 
 
 @dataclass(frozen=True)
@@ -74,7 +107,6 @@ class _Policy:
     name: str
     quota: int
     window_seconds: int
-    item: RateLimitItem
 
 
 @lru_cache(maxsize=256)
@@ -86,8 +118,64 @@ def _policies(tier: ThrottleTier) -> tuple[_Policy, _Policy]:
 
 
 def _policy(name: str, quota: int, window_seconds: int) -> _Policy:
-    item = RateLimitItemPerSecond(quota, window_seconds, namespace=_KEY_NAMESPACE)
-    return _Policy(name, quota, window_seconds, item)
+    return _Policy(name, quota, window_seconds)
+
+
+class _LocalWindows:
+    """Moving windows counted in this process: per (namespace, policy, subject) the times of the
+    requests counted in the window, oldest first.
+
+    The same exact moving window as `limits` (at most `quota` requests in any `window_seconds`;
+    the reset is the oldest counted request + the window), without awaiting anything: the
+    `limits.aio` memory storage took several event-loop iterations and a thread-pool hand-off
+    per check (about 190 us per request against 5 us here; BENCHMARKS.md). Subjects whose windows
+    emptied are forgotten every `_SWEEP_EVERY` checks, so memory follows the active subjects.
+    """
+
+    _SWEEP_EVERY = 10_000
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str, str], deque[float]] = {}
+        self._longest = 0
+        self._checks = 0
+
+    def _window(self, key: tuple[str, str, str], window: int, now: float) -> deque[float] | None:
+        entries = self._entries.get(key)
+        if entries:
+            horizon = now - window
+            while entries and entries[0] <= horizon:
+                entries.popleft()
+        return entries
+
+    def stats(self, key: tuple[str, str, str], policy: _Policy, now: float) -> WindowStats:
+        entries = self._window(key, policy.window_seconds, now)
+        if not entries:
+            return WindowStats(now + policy.window_seconds, policy.quota)
+        return WindowStats(entries[0] + policy.window_seconds, policy.quota - len(entries))
+
+    def hit(self, key: tuple[str, str, str], policy: _Policy, now: float) -> bool:
+        entries = self._window(key, policy.window_seconds, now)
+        if entries is None:
+            entries = self._entries[key] = deque()
+        if len(entries) >= policy.quota:
+            return False
+        entries.append(now)
+        self._longest = max(self._longest, policy.window_seconds)
+        self._checks += 1
+        if self._checks >= self._SWEEP_EVERY:
+            self._sweep(now)
+        return True
+
+    def clear(self, key: tuple[str, str, str]) -> None:
+        self._entries.pop(key, None)
+
+    def _sweep(self, now: float) -> None:
+        self._checks = 0
+        horizon = now - self._longest
+        for key in [
+            k for k, entries in self._entries.items() if not entries or entries[-1] <= horizon
+        ]:
+            del self._entries[key]
 
 
 @lru_cache(maxsize=256)
@@ -138,11 +226,12 @@ class Throttle:
         self._outage_pause = outage_pause_seconds
         self._warning_interval = warning_interval_seconds
         self._pool: aredis.ConnectionPool | None = None
-        self._memory: MemoryStorage | None = None
-        storage: MemoryStorage | RedisStorage
+        self._local: _LocalWindows | None = None
+        self._windows: AsyncScript | None = None
         if redis_url is None:
-            storage = self._memory = MemoryStorage()
+            self._local = _LocalWindows()
         else:
+            _check_redis_url(redis_url)
             self._pool = aredis.BlockingConnectionPool.from_url(
                 redis_url,
                 max_connections=redis_max_connections,
@@ -151,15 +240,8 @@ class Throttle:
                 socket_connect_timeout=redis_timeout_seconds,
                 retry=Retry(NoBackoff(), 0),
             )
-            storage = RedisStorage(
-                _limits_uri(redis_url),
-                wrap_exceptions=True,
-                implementation="redispy",
-                key_prefix=key_prefix,
-                # limits types its options as scalars; connection_pool is handed to redis-py.
-                connection_pool=self._pool,  # type: ignore[arg-type]
-            )
-        self._limiter = MovingWindowRateLimiter(storage)
+            client = aredis.Redis(connection_pool=self._pool)
+            self._windows = client.register_script(_WINDOWS_SCRIPT)
         self._closed = False
         self._paused_until = 0.0
         self._outage_started: float | None = None
@@ -167,31 +249,26 @@ class Throttle:
         self._unwarned = 0
 
     async def aclose(self) -> None:
-        """Release the Redis connections (or the memory storage's expiry task). Idempotent."""
+        """Release the Redis connections. Idempotent."""
         if self._closed:
             return
         self._closed = True
         if self._pool is not None:
             await self._pool.aclose()
-        if self._memory is not None:
-            timer = self._memory.timer
-            if timer is not None and not timer.done():
-                timer.cancel()
-                await asyncio.gather(timer, return_exceptions=True)
 
     async def check(self, namespace: str, subject: str, tier: ThrottleTier) -> ThrottleDecision:
         """Count one request of `subject` in `namespace` (e.g. "partner", "token") against `tier`.
 
-        A refused request consumes nothing: both policies are read first and the request is
-        refused if either has no quota left. Otherwise the policies are hit in order of window
-        length, the longest last, so the sustained quota is consumed only by requests that are
-        let through. Only when concurrent requests of one subject race between the read and the
-        hit can a request refused by the sustained policy have used one unit of the burst
-        policy (which comes back within the burst window).
+        A refused request consumes nothing: the request is counted in both policies' windows,
+        or, when either has no quota left, in neither. Both are read and counted in one step
+        (one Redis script, or in this process without awaiting), so concurrent requests of one
+        subject cannot race between the read and the count.
         """
         if not namespace or "/" in namespace:
             raise ValueError(f"namespace must be non-empty and contain no '/': {namespace!r}")
         policies = _policies(tier)
+        if self._local is not None:
+            return self._count_locally(self._local, namespace, subject, tier, policies)
         if self._paused_until and time.monotonic() < self._paused_until:
             return self._unavailable(tier, None)
         try:
@@ -212,53 +289,93 @@ class Throttle:
         if self._paused_until and time.monotonic() < self._paused_until:
             return self._unavailable(tier, None)
         try:
-            stats = await self._stats(namespace, subject, policies)
+            now, stats = await self._stats(namespace, subject, policies)
         except _STORAGE_ERRORS as exc:
             return self._unavailable(tier, exc)
         if self._outage_started is not None:
             self._recovered()
         if any(s.remaining < 1 for s in stats):
-            return _refused(tier, policies, stats)
-        return ThrottleDecision(True, None, _headers(tier, policies, stats, time.time()))
+            return _refused(tier, policies, stats, now)
+        return ThrottleDecision(True, None, _headers(tier, policies, stats, now))
+
+    @staticmethod
+    def _count_locally(
+        local: _LocalWindows,
+        namespace: str,
+        subject: str,
+        tier: ThrottleTier,
+        policies: Sequence[_Policy],
+    ) -> ThrottleDecision:
+        """`_count` on this process's windows: nothing else runs between the read and the hits."""
+        now = time.time()
+        keys = [(namespace, p.name, subject) for p in policies]
+        stats = [local.stats(key, p, now) for key, p in zip(keys, policies, strict=True)]
+        if any(s.remaining < 1 for s in stats):
+            return _refused(tier, policies, stats, now)
+        for key, policy in zip(keys, policies, strict=True):
+            local.hit(key, policy, now)
+        after = [WindowStats(s.reset_time, s.remaining - 1) for s in stats]
+        return ThrottleDecision(True, None, _headers(tier, policies, after, now))
 
     async def _count(
         self, namespace: str, subject: str, tier: ThrottleTier, policies: Sequence[_Policy]
     ) -> ThrottleDecision:
-        stats = await self._stats(namespace, subject, policies)
-        if any(s.remaining < 1 for s in stats):
-            return _refused(tier, policies, stats)
-        for policy in sorted(policies, key=lambda p: p.window_seconds):
-            if not await self._limiter.hit(policy.item, namespace, policy.name, subject):
-                # Another request of this subject took the last unit since we looked.
-                return _refused(tier, policies, await self._stats(namespace, subject, policies))
-        # The hit added an entry at "now": the oldest entry of a moving window (its reset time)
-        # is unchanged, or is the new one when the window was empty, as the stats already say.
+        allowed, now, stats = await self._run_windows(namespace, subject, policies, hit=True)
+        if not allowed:
+            return _refused(tier, policies, stats, now)
+        # The request was counted at "now": the oldest entry of each window (its reset time) is
+        # unchanged, or is the new one when the window was empty, as the stats already say.
         after = [WindowStats(s.reset_time, s.remaining - 1) for s in stats]
-        return ThrottleDecision(True, None, _headers(tier, policies, after, time.time()))
+        return ThrottleDecision(True, None, _headers(tier, policies, after, now))
 
     async def _stats(
         self, namespace: str, subject: str, policies: Sequence[_Policy]
-    ) -> list[WindowStats]:
-        results = await asyncio.gather(
-            *(self._limiter.get_window_stats(p.item, namespace, p.name, subject) for p in policies),
-            return_exceptions=True,
+    ) -> tuple[float, list[WindowStats]]:
+        """The counters' clock now and each policy's window, counting nothing."""
+        if self._local is not None:
+            now = time.time()
+            local = self._local
+            return now, [local.stats((namespace, p.name, subject), p, now) for p in policies]
+        _, now, stats = await self._run_windows(namespace, subject, policies, hit=False)
+        return now, stats
+
+    async def _run_windows(
+        self, namespace: str, subject: str, policies: Sequence[_Policy], *, hit: bool
+    ) -> tuple[bool, float, list[WindowStats]]:
+        """The Redis script over the policies' windows: allowed, Redis's now, stats before."""
+        assert self._windows is not None
+        args: list[int] = [1 if hit else 0]
+        for policy in policies:
+            args += [policy.quota, policy.window_seconds]
+        keys = [self._key(namespace, policy, subject) for policy in policies]
+        allowed, now_us, counts, oldest = await self._windows(keys=keys, args=args)
+        now = int(now_us) / 1_000_000
+        stats = [
+            WindowStats(
+                now + policy.window_seconds
+                if int(first) < 0
+                else int(first) / 1_000_000 + policy.window_seconds,
+                policy.quota - int(count),
+            )
+            for policy, count, first in zip(policies, counts, oldest, strict=True)
+        ]
+        return bool(allowed), now, stats
+
+    def _key(self, namespace: str, policy: _Policy, subject: str) -> str:
+        return (
+            f"{self.key_prefix}:{_KEY_NAMESPACE}/{namespace}/{policy.name}/{subject}"
+            f"/{policy.quota}/{policy.window_seconds}/window"
         )
-        now = time.time()
-        stats: list[WindowStats] = []
-        for policy, result in zip(policies, results, strict=True):
-            if isinstance(result, BaseException):
-                raise result
-            if result.remaining >= policy.quota:
-                # Nothing counted in the window: the memory storage then reports the reset of an
-                # expired entry (in the past), Redis reports now + window. Say the latter.
-                result = WindowStats(now + policy.window_seconds, policy.quota)
-            stats.append(result)
-        return stats
 
     async def clear(self, namespace: str, subject: str, tier: ThrottleTier) -> None:
         """Forget the counted requests of `subject` (an operator's reset; also used by tests)."""
         for policy in _policies(tier):
-            await self._limiter.clear(policy.item, namespace, policy.name, subject)
+            if self._local is not None:
+                self._local.clear((namespace, policy.name, subject))
+            else:
+                assert self._pool is not None
+                client = aredis.Redis(connection_pool=self._pool)
+                await client.delete(self._key(namespace, policy, subject))
 
     def _unavailable(self, tier: ThrottleTier, exc: BaseException | None) -> ThrottleDecision:
         now = time.monotonic()
@@ -296,23 +413,23 @@ class Throttle:
 def _describe(exc: BaseException | None) -> str:
     if exc is None:
         return "still pausing after the last failure"
-    cause = exc.storage_error if isinstance(exc, StorageError) else exc
-    return f"{type(cause).__name__}: {cause}"
+    return f"{type(exc).__name__}: {exc}"
 
 
-def _limits_uri(redis_url: str) -> str:
-    """The limits storage URI of a redis-py URL (only its scheme matters: the pool is ours)."""
-    scheme, separator, rest = redis_url.partition("://")
-    mapped = {"redis": "async+redis", "rediss": "async+rediss", "unix": "async+redis+unix"}
-    if not separator or scheme not in mapped:
+def _check_redis_url(redis_url: str) -> None:
+    scheme, separator, _ = redis_url.partition("://")
+    if not separator or scheme not in ("redis", "rediss", "unix"):
         raise ValueError("redis_url must be a redis://, rediss:// or unix:// URL")
-    return f"{mapped[scheme]}://{rest}"
 
 
 def _refused(
-    tier: ThrottleTier, policies: Sequence[_Policy], stats: Sequence[WindowStats]
+    tier: ThrottleTier,
+    policies: Sequence[_Policy],
+    stats: Sequence[WindowStats],
+    now: float | None = None,
 ) -> ThrottleDecision:
-    now = time.time()
+    """A refusal: RateLimit fields and Retry-After at `now` (the counters' clock; else ours)."""
+    now = time.time() if now is None else now
     retry_after = max(
         (_seconds_until(s.reset_time, now, s.remaining) for s in stats if s.remaining < 1),
         default=1,

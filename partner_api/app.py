@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from gateway_infra.auth.dependencies import LayerAuth
 from gateway_infra.delivery import Subscriptions
-from gateway_infra.http import install_common_http
+from gateway_infra.http import NO_NATIVE_TELEMETRY, install_common_http
 from gateway_infra.openapi import install_openapi
 from gateway_infra.outbox import EventFeed
 from gateway_infra.settings import Settings
@@ -59,6 +59,7 @@ def create_partner_app(
     representation = REPRESENTATIONS[version]
     deprecated = version == "v1" and settings.partner_v1_deprecation is not None
     app = FastAPI(
+        telemetry=NO_NATIVE_TELEMETRY,
         title=f"Retail Sync Gateway: partner API {version}",
         version=f"{version.lstrip('v')}.0.0",
         summary=(

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Header, Request, Security
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import SecurityScopes
 
 from gateway_infra.auth.clients import ClientKind
-from gateway_infra.auth.dependencies import authenticate
-from gateway_infra.auth.tokens import Principal
+from gateway_infra.auth.dependencies import oauth2_client_credentials, verified_principal
 from gateway_infra.metrics import THROTTLED
 from gateway_infra.problems import FORBIDDEN, NOT_FOUND, ProblemError
 from gateway_infra.settings import ThrottleTier
@@ -54,9 +54,12 @@ class Partner:
 
 
 async def partner(
-    request: Request, principal: Annotated[Principal, Security(authenticate)]
+    request: Request,
+    security_scopes: SecurityScopes,
+    authorization: Annotated[str | None, Depends(oauth2_client_credentials)],
 ) -> Partner:
     """The calling partner, throttled per verified client id (never a caller-chosen header)."""
+    principal = await verified_principal(request, security_scopes.scopes, authorization)
     if principal.kind is not ClientKind.PARTNER or not principal.channel:
         raise ProblemError(FORBIDDEN, "only partner clients may call the partner API")
     edge: EdgeServices = request.app.state.edge

@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 
 from contracts import EventEnvelope
 from gateway_infra.openapi import problem_responses
-from gateway_infra.outbox import EventFeed
+from gateway_infra.outbox import CursorPurged, EventFeed
+from gateway_infra.problems import GONE, ProblemError
 from partner_api.edge import Partner, partner
 
 PARTNER_EVENT_TYPES: tuple[str, ...] = (
@@ -55,7 +56,7 @@ class EventPage(BaseModel):
 def build_events_router() -> APIRouter:
     """GET /events: the same envelope in every version (each event type has its own version)."""
     router = APIRouter(
-        prefix="/events", tags=["events"], responses=problem_responses(401, 403, 422, 429)
+        prefix="/events", tags=["events"], responses=problem_responses(401, 403, 410, 422, 429)
     )
 
     @router.get(
@@ -64,7 +65,10 @@ def build_events_router() -> APIRouter:
         description=(
             "Events about the channel's orders and offers, in the order they were committed. "
             "Nothing is skipped: an event committed late never appears before a cursor already "
-            "handed out. Deduplicate on the event `id`."
+            "handed out. Deduplicate on the event `id`. Events are kept for the retention the "
+            "gateway is configured with (30 days unless configured otherwise): a cursor older "
+            "than the events purged since answers 410; start again without `after` (the oldest "
+            "event kept) and reconcile from the order and availability endpoints."
         ),
         response_model=EventPage,
     )
@@ -78,9 +82,19 @@ def build_events_router() -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> Any:
         feed: EventFeed = request.app.state.events
-        page = await feed.page(
-            after=int(after or 0), limit=limit, channel=caller.channel, types=PARTNER_EVENT_TYPES
-        )
+        try:
+            page = await feed.page(
+                after=int(after or 0),
+                limit=limit,
+                channel=caller.channel,
+                types=PARTNER_EVENT_TYPES,
+            )
+        except CursorPurged as exc:
+            raise ProblemError(
+                GONE,
+                f"events after cursor {exc.after} up to {exc.purged_through} are no longer kept; "
+                "read again without `after`",
+            ) from exc
         return EventPage(
             items=[sequenced.event for sequenced in page.events],
             next_cursor=str(page.next_position),

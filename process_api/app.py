@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from gateway_infra.auth.dependencies import LayerAuth
-from gateway_infra.http import install_common_http
+from gateway_infra.http import NO_NATIVE_TELEMETRY, install_common_http
 from gateway_infra.openapi import install_openapi
 from gateway_infra.settings import Settings
 from process_api.audit.log import AuditLog
@@ -45,6 +45,7 @@ def create_process_app(
 ) -> FastAPI:
     """Build the process API with its services injected; runs alone or mounted at /process."""
     app = FastAPI(
+        telemetry=NO_NATIVE_TELEMETRY,
         title="Retail Sync Gateway: process API",
         version="1.0.0",
         summary="Order-to-cash, return-to-refund, inventory and prices for internal apps.",

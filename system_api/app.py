@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from gateway_infra.auth.dependencies import LayerAuth
-from gateway_infra.http import install_common_http
+from gateway_infra.http import NO_NATIVE_TELEMETRY, install_common_http
 from gateway_infra.openapi import install_openapi
 from gateway_infra.settings import Settings
 from system_api.erp.port import ErpPort
@@ -19,6 +19,7 @@ def create_system_app(
 ) -> FastAPI:
     """Build the system API with its backends injected; it can run alone or mounted at /system."""
     app = FastAPI(
+        telemetry=NO_NATIVE_TELEMETRY,
         title="Retail Sync Gateway: system API",
         version="1.0.0",
         summary="ERP and WMS capabilities over the systems of record, for internal clients.",

@@ -6,7 +6,6 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
@@ -19,8 +18,8 @@ from gateway_infra.clock import Clock
 
 ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 VERIFIED_SIGNATURES = 4096
-"""Tokens whose signature was verified, remembered (least recently used dropped first): a client
-sends its token with every request, and the signature check was the largest cost of a read."""
+"""Tokens accepted per layer, remembered (least recently used dropped first): a client sends its
+token with every request, and checking it in full was the largest cost of a read."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,16 @@ class Principal:
     scopes: frozenset[str]
     token_id: str
     throttle_tier: str = "standard"
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    """A token that passed every check for one layer: who it names, and what can change."""
+
+    principal: Principal
+    kid: str
+    expires_at: int
+    not_before: int
 
 
 class TokenRejected(Exception):
@@ -89,13 +98,30 @@ class TokenVerifier:
         self.clock = clock
         self.issuer = issuer
         self.leeway_seconds = leeway_seconds
-        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._verified: OrderedDict[tuple[str, Layer], _Accepted] = OrderedDict()
 
     def _now(self) -> int:
         return int(self.clock.now().timestamp())
 
     async def decode(self, token: str, layer: Layer) -> Principal:
-        """Verify everything the token itself carries; raises TokenRejected."""
+        """Verify everything the token itself carries; raises TokenRejected.
+
+        A token already accepted for this layer is looked up by its exact bytes: what it says
+        cannot change, so only what time and key rotation can change is checked again (its key
+        still published, `exp` and `nbf` against the clock). docs/decisions/0013.
+        """
+        remembered = self._verified.get((token, layer))
+        if remembered is not None:
+            ring = await self.keys.ring_async()
+            now = self._now()
+            if (
+                remembered.kid in ring.kids
+                and now <= remembered.expires_at + self.leeway_seconds
+                and now >= remembered.not_before - self.leeway_seconds
+            ):
+                self._verified.move_to_end((token, layer))
+                return remembered.principal
+            del self._verified[(token, layer)]  # checked in full below, and refused there
         try:
             header = jws.extract_compact(token.encode()).headers()
         except (JoseError, ValueError) as exc:
@@ -111,15 +137,7 @@ class TokenVerifier:
             if kid not in ring.kids:
                 raise TokenRejected("unknown signing key")
         try:
-            # Only the signature check is remembered, for these exact bytes and while their key
-            # is still published (checked above); every claim is validated on every request.
-            claims = self._verified.get(token)
-            if claims is None:
-                claims = jwt.decode(
-                    token, ring.published, algorithms=list(ALLOWED_ALGORITHMS)
-                ).claims
-            else:
-                self._verified.move_to_end(token)
+            claims = jwt.decode(token, ring.published, algorithms=list(ALLOWED_ALGORITHMS)).claims
             JWTClaimsRegistry(
                 now=self._now,
                 leeway=self.leeway_seconds,
@@ -133,25 +151,32 @@ class TokenVerifier:
             ).validate(claims)
         except (JoseError, ValueError) as exc:
             raise TokenRejected(getattr(exc, "description", None) or str(exc)) from exc
-        if token not in self._verified:
-            self._verified[token] = claims
-            if len(self._verified) > VERIFIED_SIGNATURES:
-                self._verified.popitem(last=False)
         try:
             kind = ClientKind(claims.get("client_kind", ""))
         except ValueError as exc:
             raise TokenRejected("unknown client kind") from exc
-        return Principal(
+        principal = Principal(
             client_id=str(claims["client_id"]),
             kind=kind,
             channel=claims.get("channel"),
             scopes=frozenset(str(claims.get("scope", "")).split()),
             token_id=str(claims["jti"]),
         )
+        self._verified[(token, layer)] = _Accepted(
+            principal=principal,
+            kid=str(kid),
+            expires_at=int(claims["exp"]),
+            not_before=int(claims["nbf"] if "nbf" in claims else claims["iat"]),
+        )
+        if len(self._verified) > VERIFIED_SIGNATURES:
+            self._verified.popitem(last=False)
+        return principal
 
     async def verify(self, token: str, layer: Layer) -> Principal:
         principal = await self.decode(token, layer)
         record = await self.clients.active_record(principal.client_id)
         if record is None:
             raise TokenRejected("the client is disabled")
+        if principal.throttle_tier == record.throttle_tier:
+            return principal
         return replace(principal, throttle_tier=record.throttle_tier)

@@ -92,6 +92,8 @@ deliveries = Table(
     Index("ix_infra_webhook_deliveries_state_due", "state", "next_attempt_at"),
     Index("ix_infra_webhook_deliveries_order", "subscription_id", "subject", "position"),
     Index("ix_infra_webhook_deliveries_channel_state", "channel", "state"),
+    # The event purge keeps the events of pending and dead deliveries (they are sent from them).
+    Index("ix_infra_webhook_deliveries_event_state", "event_id", "state"),
 )
 
 attempts = Table(

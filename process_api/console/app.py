@@ -35,7 +35,7 @@ from contracts.exceptions import (
 from contracts.order import OrderStatus
 from gateway_infra.clock import Clock
 from gateway_infra.delivery import DeadLetterQuery, Delivery, NotReplayable, UnknownDelivery
-from gateway_infra.http import install_common_http
+from gateway_infra.http import NO_NATIVE_TELEMETRY, install_common_http
 from gateway_infra.logging import redact_text
 from gateway_infra.problems import ProblemError
 from gateway_infra.settings import Settings
@@ -140,6 +140,7 @@ def create_console_app(
 ) -> FastAPI:
     """The console app; mounted at /ops by the composition root."""
     app = FastAPI(
+        telemetry=NO_NATIVE_TELEMETRY,
         title="Retail Sync Gateway: ops console",
         docs_url=None,
         redoc_url=None,

@@ -6,6 +6,7 @@ a transaction of its own (publishers take turns; the stock change need not wait 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -25,6 +26,7 @@ from process_api.inventory.models import (
     Published,
     Shortfall,
 )
+from process_api.inventory.read_cache import AvailabilityReadCache
 
 ProfileSource = Callable[[Connection], Mapping[str, ChannelProfile]]
 """Reads the channel profiles, keyed by channel code, in the caller's transaction."""
@@ -39,9 +41,16 @@ SWEEP_RETRY = RetryPolicy(
 class InventoryService:
     """Reservations, WMS counts and availability publication, one transaction per call."""
 
-    def __init__(self, store: Store, *, profiles: ProfileSource | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        profiles: ProfileSource | None = None,
+        read_cache_seconds: float = 0.0,
+    ) -> None:
         self.store = store
         self.profiles = profiles
+        self.read_cache = AvailabilityReadCache(read_cache_seconds)
 
     def register_timers(self, scheduler: Scheduler) -> None:
         # Inventory sync is critical: an expiry that still fails after its retries is an exception.
@@ -172,15 +181,23 @@ class InventoryService:
         self, channel: str, skus: Sequence[str]
     ) -> list[ChannelAvailability]:
         """InventoryPort.channel_availability: the channel's policy on the current positions and
-        the last value published to it, read in one transaction."""
+        the last value published to it, read in one transaction; answered from the read cache
+        while no write of this process has ended since and the answer is young enough."""
+        generation = self.store.database.write_generation
+        cached = self.read_cache.get(channel, skus, generation)
+        if cached is not None:
+            return cached
         now = self.store.clock.now()
+        read_at = time.monotonic()
 
         def compute(conn: Connection) -> list[ChannelAvailability]:
             profile = self._require_profiles(conn, None).get(channel)
             policy = None if profile is None else profile.availability
             return channel_view.channel_availability(conn, channel, policy, skus, now)
 
-        return await self.store.read(compute)
+        answer = await self.store.read(compute)
+        self.read_cache.put(answer, generation, read_at)
+        return answer
 
     # ------------------------------------------------------------ publication
 

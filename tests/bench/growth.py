@@ -13,6 +13,8 @@ line; run_all() runs them all for `make bench`.
 - outbox: N committed events; time for the relay (the outbox sequencer) to give all of them
   their feed positions, in events/s.
 - purge: N idempotency records past their retention; time for the purge to delete them.
+- events: N sequenced events past their retention (the events table); time for the event purge
+  to delete all but the newest.
 """
 
 from __future__ import annotations
@@ -248,6 +250,32 @@ async def idempotency_purge(url: str, records: int) -> dict[str, Any]:
         await gateway.aclose()
 
 
+async def event_purge(url: str, events: int) -> dict[str, Any]:
+    gateway = _gateway(url)
+    try:
+        rows = _event_rows(events)
+        for position, row in enumerate(rows, start=1):
+            row["position"] = position
+        gateway.database.run_write(lambda conn: conn.execute(insert(outbox), rows))
+        clock = gateway.clock
+        assert isinstance(clock, ManualClock)
+        clock.advance(timedelta(days=gateway.settings.event_retention_days + 1))
+        started = time.perf_counter()
+        purged = await gateway.event_purge.purge()
+        seconds = time.perf_counter() - started
+        left = gateway.database.run_read(
+            lambda conn: conn.execute(select(func.count()).select_from(outbox)).scalar()
+        )
+        return {
+            "events": purged,
+            "left": left,
+            "seconds": round(seconds, 3),
+            "events_per_second": round(purged / seconds),
+        }
+    finally:
+        await gateway.aclose()
+
+
 def run_one(argv: list[str]) -> dict[str, Any]:
     result = subprocess.run(
         [sys.executable, "-m", "tests.bench.growth", *argv],
@@ -276,12 +304,15 @@ def run_all(kinds: list[str]) -> dict[str, Any]:
         name = f"{kind} idempotency purge"
         figures[name] = run_one(["purge", "--records", "50000", "--database", kind])
         print(f"  {name}: {figures[name]}", flush=True)
+        name = f"{kind} event purge"
+        figures[name] = run_one(["events", "--events", "50000", "--database", kind])
+        print(f"  {name}: {figures[name]}", flush=True)
     return figures
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("figure", choices=["publication", "outbox", "purge"])
+    parser.add_argument("figure", choices=["publication", "outbox", "purge", "events"])
     parser.add_argument("--database", default="sqlite", choices=["sqlite", "postgres"])
     parser.add_argument("--skus", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=20_000)
@@ -295,6 +326,8 @@ def main() -> int:
             result = asyncio.run(publication(url, args.skus))
         elif args.figure == "outbox":
             result = asyncio.run(outbox_relay(url, args.events))
+        elif args.figure == "events":
+            result = asyncio.run(event_purge(url, args.events))
         else:
             result = asyncio.run(idempotency_purge(url, args.records))
     print(json.dumps(result))

@@ -41,6 +41,8 @@ from gateway_infra.throttle import (
     Throttle,
     ThrottleDecision,
     ThrottleUnavailable,
+    _LocalWindows,
+    _policies,
     add_response_headers,
     raise_if_throttled,
 )
@@ -279,8 +281,8 @@ async def test_redis_counters_live_under_the_key_prefix(redis: RedisTarget) -> N
 
     keys = sorted([k.decode() async for k in redis.client.scan_iter(match=f"{redis.key_prefix}:*")])
     assert keys == [
-        f"{redis.key_prefix}:throttle/partner/burst/client-1/3/1/second",
-        f"{redis.key_prefix}:throttle/partner/sustained/client-1/5/60/second",
+        f"{redis.key_prefix}:throttle/partner/burst/client-1/3/1/window",
+        f"{redis.key_prefix}:throttle/partner/sustained/client-1/5/60/window",
     ]
 
 
@@ -485,3 +487,17 @@ async def test_responses_without_state_headers_are_untouched() -> None:
 
     assert response.status_code == 200
     assert "RateLimit" not in response.headers
+
+
+def test_in_process_windows_forget_subjects_that_stopped_calling() -> None:
+    """Memory follows the active subjects: emptied windows are dropped by the periodic sweep."""
+    windows = _LocalWindows()
+    burst = _policies(ThrottleTier(burst=100_000, sustained=1_000_000))[0]
+    for n in range(50):
+        windows.hit(("partner", "burst", f"idle-{n}"), burst, 1000.0)
+    later = 1000.0 + burst.window_seconds + 1
+    for n in range(_LocalWindows._SWEEP_EVERY):
+        windows.hit(("partner", "burst", "busy"), burst, later + n / 1_000_000)
+
+    assert windows.stats(("partner", "burst", "idle-0"), burst, later).remaining == burst.quota
+    assert [key[2] for key in windows._entries] == ["busy"]

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from gateway import Gateway
+from gateway_infra.clock import ManualClock
+from gateway_infra.event_retention import EventPurge
+from gateway_infra.unit_of_work import UnitOfWork
 from partner_api.events import PARTNER_EVENT_TYPES
 from tests.factories import seed_products
 from tests.partner.conftest import Caller
@@ -109,3 +114,24 @@ def test_every_event_type_offered_to_partners_is_one_the_gateway_emits() -> None
     never_emitted = [t for t in PARTNER_EVENT_TYPES if f'"{t}"' not in sources]
 
     assert never_emitted == []
+
+
+async def test_a_cursor_older_than_the_purged_events_answers_410(
+    gateway: Gateway, webshop: Caller, clock: ManualClock
+) -> None:
+    def emit(uow: UnitOfWork, *, n: int) -> None:
+        uow.emit("order.accepted", source="tests", subject=f"order/{n}", channel="webshop", data={})
+
+    for n in range(3):
+        await gateway.store.write(functools.partial(emit, n=n))
+    await gateway.sequencer.run_once()
+    clock.advance(timedelta(minutes=2))  # past a retention of one minute; tokens still valid
+    await EventPurge(gateway.store, retention=timedelta(minutes=1)).purge()
+
+    gone = await webshop.http.get("/partner/v2/events", params={"after": "1"})
+    restart = await webshop.http.get("/partner/v2/events")
+
+    assert gone.status_code == 410
+    assert gone.headers["content-type"] == "application/problem+json"
+    assert gone.json()["type"] == "/problems/gone"
+    assert [e["subject"] for e in restart.json()["items"]] == ["order/2"]

@@ -548,6 +548,11 @@ async def test_a_token_already_accepted_is_checked_again_on_every_request(
     clock.set(started - timedelta(minutes=5))
     not_yet_valid = await anonymous.get(PARTNER_READ, headers=bearer(token))
     clock.set(started)
+    accepted.append((await anonymous.get(PARTNER_READ, headers=bearer(token))).status_code)
+    clock.set(started + timedelta(seconds=gateway.settings.access_token_lifetime_seconds + 60))
+    expired = await anonymous.get(PARTNER_READ, headers=bearer(token))
+    clock.set(started)
+    accepted.append((await anonymous.get(PARTNER_READ, headers=bearer(token))).status_code)
     tampered_head, _, signature = token.split(".")
     claims = claims_of(token) | {"channel": "marketplace"}
     forged_body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
@@ -560,8 +565,9 @@ async def test_a_token_already_accepted_is_checked_again_on_every_request(
     gateway.keys.invalidate()
     key_gone = await anonymous.get(PARTNER_READ, headers=bearer(token))
 
-    assert accepted == [404, 404]
+    assert accepted == [404, 404, 404, 404]
     assert other_layer.status_code == 401
     assert not_yet_valid.status_code == 401
+    assert expired.status_code == 401
     assert forged.status_code == 401
     assert key_gone.status_code == 401
