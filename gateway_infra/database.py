@@ -45,6 +45,9 @@ class Database:
         # SQLite has one writer at a time; queueing writers here avoids its sleeping busy handler.
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self.limiter = anyio.CapacityLimiter(pool_size + 2)
+        # And they wait for their turn on the event loop, not in worker threads: writers blocked
+        # on the lock kept a dozen threads contending for the interpreter lock under load.
+        self.write_limiter = anyio.CapacityLimiter(1) if self.is_sqlite else self.limiter
         self._generation_lock = threading.Lock()
         self._write_generation = 0
 
@@ -101,7 +104,7 @@ class Database:
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         """Run fn as one write transaction in a worker thread (a single hop off the event loop)."""
-        return await anyio.to_thread.run_sync(self.run_write, fn, limiter=self.limiter)
+        return await anyio.to_thread.run_sync(self.run_write, fn, limiter=self.write_limiter)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """Run fn as one read transaction in a worker thread."""

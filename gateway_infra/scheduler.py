@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from pydantic import JsonValue
-from sqlalchemy import Connection, and_, delete, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, or_, select, update
 
 from gateway_infra.correlation import (
     correlation_id_var,
@@ -174,8 +174,14 @@ def ensure_scheduled(
 
 def cancel(conn: Connection, *, kind: str, key: str) -> bool:
     """Remove a timer that is no longer needed; true when there was one."""
-    result = conn.execute(delete(timers).where(timers.c.kind == kind, timers.c.key == key))
+    result = conn.execute(_CANCEL, {"b_kind": kind, "b_key": key})
     return bool(result.rowcount)
+
+
+_CANCEL = delete(timers).where(
+    timers.c.kind == bindparam("b_kind"), timers.c.key == bindparam("b_key")
+)
+"""Built once (values as parameters): deciding an order cancels two timers."""
 
 
 class Scheduler:

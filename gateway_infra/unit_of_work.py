@@ -44,6 +44,12 @@ class UnitOfWork:
     _templates: dict[tuple[str, int, str], EnvelopeTemplate] = field(
         default_factory=dict, repr=False
     )
+    committed: list[Callable[[], None]] = field(default_factory=list)
+    """Called, in order, once this transaction has committed (never when it rolls back)."""
+
+    def on_commit(self, fn: Callable[[], None]) -> None:
+        """Call fn once this transaction has committed; not at all if it rolls back."""
+        self.committed.append(fn)
 
     def emit(
         self,
@@ -173,23 +179,29 @@ class Store:
         self.order_of: OrderOfEvent | None = None
 
     def _run_unit(self, fn: Callable[[UnitOfWork], T], correlation_id: str | None) -> T:
+        committed: list[Callable[[], None]] = []
+
         def in_transaction(conn: Connection) -> T:
             uow = UnitOfWork(
                 conn=conn,
                 now=self.clock.now(),
                 correlation_id=correlation_id,
                 order_of=self.order_of,
+                committed=committed,
             )
             result = fn(uow)
             write_outbox(conn, uow.events, uow.event_orders)
             return result
 
-        return self.database.run_write(in_transaction)
+        result = self.database.run_write(in_transaction)
+        for callback in committed:
+            callback()
+        return result
 
     async def write(self, fn: Callable[[UnitOfWork], T]) -> T:
         """Run fn as one unit of work off the event loop; its events commit with it."""
         return await anyio.to_thread.run_sync(
-            self._run_unit, fn, current_correlation_id(), limiter=self.database.limiter
+            self._run_unit, fn, current_correlation_id(), limiter=self.database.write_limiter
         )
 
     def write_sync(self, fn: Callable[[UnitOfWork], T]) -> T:

@@ -18,10 +18,10 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
-from sqlalchemy import ColumnElement, Row, and_, delete, insert, select, tuple_, update
+from sqlalchemy import Row, and_, bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
@@ -31,6 +31,8 @@ from gateway_infra.unit_of_work import Store, UnitOfWork
 from partner_api.tables import idempotency_keys
 
 log = logging.getLogger("gateway.partner.idempotency")
+
+T = TypeVar("T")
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -182,13 +184,26 @@ def _stored_response(row: Row[Any]) -> StoredResponse:
     )
 
 
-def _holder(client_id: str, key: str, lease_token: str | None) -> ColumnElement[bool]:
+# The statements of one request, built once with their values as parameters: building them anew
+# (and computing their cache keys) cost several times more than running them.
+_t = idempotency_keys
+_THIS_KEY = and_(_t.c.client_id == bindparam("b_client_id"), _t.c.key == bindparam("b_key"))
+_FIND = select(_t).where(_THIS_KEY)
+_FIND_FOR_UPDATE = _FIND.with_for_update()
+_INSERT = insert(_t)
+_UPDATE = update(_t).where(_THIS_KEY)
+_IN_FLIGHT = and_(_THIS_KEY, _t.c.state == IN_FLIGHT)
+_HELD_BY = and_(_IN_FLIGHT, _t.c.lease_token == bindparam("b_lease_token"))
+_UPDATE_HOLDER = {False: update(_t).where(_IN_FLIGHT), True: update(_t).where(_HELD_BY)}
+_DELETE_HOLDER = {False: delete(_t).where(_IN_FLIGHT), True: delete(_t).where(_HELD_BY)}
+
+
+def _holder_params(client_id: str, key: str, lease_token: str | None) -> dict[str, Any]:
     """The in-flight record of this key, held by lease_token when one is given."""
-    t = idempotency_keys
-    condition = and_(t.c.client_id == client_id, t.c.key == key, t.c.state == IN_FLIGHT)
+    params: dict[str, Any] = {"b_client_id": client_id, "b_key": key}
     if lease_token is not None:
-        condition = and_(condition, t.c.lease_token == lease_token)
-    return condition
+        params["b_lease_token"] = lease_token
+    return params
 
 
 class IdempotencyStore:
@@ -234,12 +249,11 @@ class IdempotencyStore:
         fingerprint: str,
         lease_token: str | None,
     ) -> StoredResponse | None:
-        t = idempotency_keys
-        where = and_(t.c.client_id == client_id, t.c.key == key)
-        query = select(t).where(where)
-        if uow.conn.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises us
-            query = query.with_for_update()
-        row = uow.conn.execute(query).one_or_none()
+        conn = uow.conn
+        this_key = {"b_client_id": client_id, "b_key": key}
+        # SQLite's BEGIN IMMEDIATE already serialises us; PostgreSQL locks the row.
+        query = _FIND if conn.dialect.name == "sqlite" else _FIND_FOR_UPDATE
+        row = conn.execute(query, this_key).one_or_none()
         now = uow.now
         leased = {
             "fingerprint": fingerprint,
@@ -254,10 +268,10 @@ class IdempotencyStore:
             "expires_at": now + self.retention,
         }
         if row is None:
-            uow.conn.execute(insert(t).values(client_id=client_id, key=key, **leased))
+            conn.execute(_INSERT, {"client_id": client_id, "key": key, **leased})
             return None
         if row.expires_at <= now:  # forgotten: the key is new again
-            uow.conn.execute(update(t).where(where).values(**leased))
+            conn.execute(_UPDATE, {**this_key, **leased})
             return None
         if row.fingerprint != fingerprint:
             raise _reused_error()
@@ -267,14 +281,14 @@ class IdempotencyStore:
         if lease_until is not None and lease_until > now:
             raise _in_flight_error()
         # The request that held the lease never finished (crashed or lost): take it over.
-        uow.conn.execute(
-            update(t)
-            .where(where)
-            .values(
-                lease_until=now + self.lease,
-                lease_token=lease_token,
-                expires_at=now + self.retention,
-            )
+        conn.execute(
+            _UPDATE,
+            {
+                **this_key,
+                "lease_until": now + self.lease,
+                "lease_token": lease_token,
+                "expires_at": now + self.retention,
+            },
         )
         return None
 
@@ -296,28 +310,47 @@ class IdempotencyStore:
         stored_body = bytes(body)
 
         def store(uow: UnitOfWork) -> None:
-            t = idempotency_keys
-            uow.conn.execute(
-                update(t)
-                .where(_holder(client_id, key, lease_token))
-                .values(
-                    state=COMPLETED,
-                    lease_until=None,
-                    status_code=status_code,
-                    response_headers=stored_headers,
-                    response_body=stored_body,
-                    completed_at=uow.now,
-                    expires_at=uow.now + self.retention,
-                )
+            self.complete_in(
+                uow, client_id, key, status_code, stored_headers, stored_body, lease_token
             )
 
         await self.store.write(store)
+
+    def complete_in(
+        self,
+        uow: UnitOfWork,
+        client_id: str,
+        key: str,
+        status_code: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        lease_token: str | None = None,
+    ) -> None:
+        """complete() inside the caller's unit of work, for an answer below 500: the answer
+        commits (or rolls back) with the work it answers."""
+        if status_code >= 500:
+            raise ValueError("a server error is never stored for replay")
+        uow.conn.execute(
+            _UPDATE_HOLDER[lease_token is not None],
+            {
+                **_holder_params(client_id, key, lease_token),
+                "state": COMPLETED,
+                "lease_until": None,
+                "status_code": status_code,
+                "response_headers": dict(headers),
+                "response_body": bytes(body),
+                "completed_at": uow.now,
+                "expires_at": uow.now + self.retention,
+            },
+        )
 
     async def release(self, client_id: str, key: str, *, lease_token: str | None = None) -> None:
         """Forget an in-flight key, so that a retry runs the request again."""
 
         def forget(uow: UnitOfWork) -> None:
-            uow.conn.execute(delete(idempotency_keys).where(_holder(client_id, key, lease_token)))
+            uow.conn.execute(
+                _DELETE_HOLDER[lease_token is not None], _holder_params(client_id, key, lease_token)
+            )
 
         await self.store.write(forget)
 
@@ -344,6 +377,26 @@ class IdempotencyStore:
 # ---------------------------------------------------------------- one request
 
 
+def _problem_answer(exc: ProblemError) -> Response:
+    return problem_response(exc.problem, exc.detail, headers=exc.headers, **exc.extensions)
+
+
+def _answer_of(respond: Callable[[], Response]) -> Response:
+    """respond()'s answer; a ProblemError becomes its problem+json answer."""
+    try:
+        return respond()
+    except ProblemError as exc:
+        return _problem_answer(exc)
+
+
+async def _answer_of_async(produce: Callable[[], Awaitable[Response]]) -> Response:
+    """produce()'s answer; a ProblemError becomes its problem+json answer."""
+    try:
+        return await produce()
+    except ProblemError as exc:
+        return _problem_answer(exc)
+
+
 def replayable_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The response headers stored for replay: content-type and location."""
     return {
@@ -362,6 +415,38 @@ class IdempotentRequest:
         self.key = key
         self.fingerprint = fingerprint
         self.lease_token = secrets.token_hex(16)
+        self.answered: Response | None = None
+        """The answer stored with the work it answers (see answering), once that committed."""
+
+    def answering(self, respond: Callable[[T], Response]) -> Callable[[UnitOfWork, T], None]:
+        """A writer for the unit of work that settles this request: it makes the answer from
+        that work's result (a ProblemError becomes its problem answer) and stores it for replay
+        in the same transaction, so that the answer commits with the work and needs no
+        transaction of its own. Once that transaction has committed, `answered` holds the
+        answer; produce returns it, and run stores nothing more. A server error is not
+        stored there (run releases the key as for any other)."""
+
+        def write(uow: UnitOfWork, result: T) -> None:
+            response = _answer_of(lambda: respond(result))
+            body = getattr(response, "body", None)
+            if response.status_code >= 500 or not isinstance(body, bytes | memoryview):
+                return
+            self.store.complete_in(
+                uow,
+                self.client_id,
+                self.key,
+                response.status_code,
+                replayable_headers(response.headers),
+                bytes(body),
+                self.lease_token,
+            )
+
+            def committed() -> None:
+                self.answered = response
+
+            uow.on_commit(committed)
+
+        return write
 
     async def run(self, produce: Callable[[], Awaitable[Response]]) -> Response:
         """The stored answer of an earlier identical request, or produce()'s answer, stored.
@@ -381,15 +466,12 @@ class IdempotentRequest:
                 headers={**stored.headers, REPLAYED_HEADER: "true"},
             )
         try:
-            try:
-                response = await produce()
-            except ProblemError as exc:
-                response = problem_response(
-                    exc.problem, exc.detail, headers=exc.headers, **exc.extensions
-                )
+            response = await _answer_of_async(produce)
         except BaseException:
             await self._release_quietly()
             raise
+        if response is self.answered:
+            return response  # stored with the work it answers
         body = getattr(response, "body", None)
         if not isinstance(body, bytes | memoryview):
             # A streamed answer cannot be stored; let a retry run the request again.

@@ -15,7 +15,7 @@ from contracts.common import Identifier, UtcDateTime
 from gateway_infra.openapi import operation_link, problem_responses
 from gateway_infra.problems import NOT_FOUND, ProblemError
 from partner_api.edge import IdempotentCall, Partner, ensure_own, idempotent, partner
-from process_api.order_to_cash.port import OrdersPort
+from process_api.order_to_cash.port import OrdersPort, Submitted
 from process_api.problems import ORDER_REJECTED
 
 ACTOR_PREFIX = "partner:"
@@ -72,11 +72,7 @@ def build_orders_router(representation: Any) -> APIRouter:
         body: request_model,  # type: ignore[valid-type]
         call: Annotated[IdempotentCall, Security(idempotent, scopes=["orders:write"])],
     ) -> Response:
-        async def produce() -> Response:
-            submission = representation.to_submission(body, channel=call.caller.channel)
-            result = await orders_of(request).submit(
-                submission, actor=ACTOR_PREFIX + call.caller.client_id
-            )
+        def respond(result: Submitted) -> Response:
             order = result.order
             if result.created and order.status is OrderStatus.REJECTED:
                 raise ProblemError(
@@ -96,6 +92,17 @@ def build_orders_router(representation: Any) -> APIRouter:
                 status_code=status,
                 headers={"Location": location},
             )
+
+        async def produce() -> Response:
+            submission = representation.to_submission(body, channel=call.caller.channel)
+            # The answer is stored for replay in the transaction that settles the order.
+            result = await orders_of(request).submit(
+                submission,
+                actor=ACTOR_PREFIX + call.caller.client_id,
+                answer=call.idempotency.answering(respond),
+            )
+            answered = call.idempotency.answered
+            return answered if answered is not None else respond(result)
 
         return await call.idempotency.run(produce)
 

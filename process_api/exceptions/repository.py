@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import JsonValue
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from contracts import Money
 from contracts.exceptions import (
@@ -152,6 +152,14 @@ def open_exception(
     return exception_id
 
 
+_OPEN_OF_SUBJECT = select(exceptions.c.exception_id).where(
+    exceptions.c.subject == bindparam("b_subject"),
+    exceptions.c.code.in_(bindparam("b_codes", expanding=True)),
+    exceptions.c.open_key.is_not(None),
+)
+"""Built once: every decided order looks for its open exceptions with it."""
+
+
 def resolve_exceptions(
     uow: UnitOfWork,
     *,
@@ -162,13 +170,7 @@ def resolve_exceptions(
 ) -> int:
     """Resolve the subject's open exceptions of these codes (the problem went away); how many."""
     ids = list(
-        uow.conn.execute(
-            select(exceptions.c.exception_id).where(
-                exceptions.c.subject == subject,
-                exceptions.c.code.in_(list(codes)),
-                exceptions.c.open_key.is_not(None),
-            )
-        ).scalars()
+        uow.conn.execute(_OPEN_OF_SUBJECT, {"b_subject": subject, "b_codes": list(codes)}).scalars()
     )
     for exception_id in ids:
         _close(uow, exception_id, ExceptionStatus.RESOLVED, "resolved", actor, note)

@@ -90,17 +90,8 @@ def reserve_lines(
         totals[line.sku] += line.quantity
     skus = sorted(totals)
     # Lock the positions in SKU order and decide for the whole order before changing any.
-    free = {
-        row.sku: row.on_hand - row.reserved
-        for row in conn.execute(
-            for_update(
-                conn,
-                select(positions.c.sku, positions.c.on_hand, positions.c.reserved)
-                .where(positions.c.sku.in_(skus))
-                .order_by(positions.c.sku),
-            )
-        )
-    }
+    lock = _LOCK_POSITIONS if conn.dialect.name == "sqlite" else _LOCK_POSITIONS_FOR_UPDATE
+    free = {row.sku: row.on_hand - row.reserved for row in conn.execute(lock, {"b_skus": skus})}
     shortfalls = _allocate(new_lines, free)
     if shortfalls:
         conn.execute(delete(reservations).where(reservations.c.id.in_(claimed.values())))
@@ -108,16 +99,30 @@ def reserve_lines(
     for sku in skus:
         quantity = totals[sku]
         # Conditional even under the lock: reserved never passes on-hand, whatever happens.
-        result = conn.execute(
-            update(positions)
-            .where(positions.c.sku == sku, positions.c.on_hand - positions.c.reserved >= quantity)
-            .values(reserved=positions.c.reserved + quantity, updated_at=now)
-        )
+        result = conn.execute(_RESERVE_UNITS, {"b_sku": sku, "b_quantity": quantity, "b_now": now})
         if result.rowcount != 1:
             raise RuntimeError(f"position of {sku} changed under its row lock")
     if expires_at is not None:
         _schedule_expiry(uow, order_id, expires_at)
     return []
+
+
+# reserve_lines' statements, built once with the values as parameters (building them anew for
+# every order cost more than running them). SQLite's write transactions are exclusive already.
+_LOCK_POSITIONS = (
+    select(positions.c.sku, positions.c.on_hand, positions.c.reserved)
+    .where(positions.c.sku.in_(bindparam("b_skus", expanding=True)))
+    .order_by(positions.c.sku)
+)
+_LOCK_POSITIONS_FOR_UPDATE = _LOCK_POSITIONS.with_for_update()
+_RESERVE_UNITS = (
+    update(positions)
+    .where(
+        positions.c.sku == bindparam("b_sku"),
+        positions.c.on_hand - positions.c.reserved >= bindparam("b_quantity"),
+    )
+    .values(reserved=positions.c.reserved + bindparam("b_quantity"), updated_at=bindparam("b_now"))
+)
 
 
 def _check_lines(lines: Sequence[ReservationLine]) -> None:

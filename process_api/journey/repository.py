@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import JsonValue
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from contracts import EventEnvelope, OrderStatus
 from gateway_infra.tables import outbox
@@ -16,6 +16,11 @@ from process_api.tables import order_history, orders, returns
 _ORDER_KEYS = ("order_id", "order_reference", "reference")
 """Keys of event data that name an order: the process layer's own events say order_id; the ERP's
 and WMS's documents carry the order as their reference (an invoice's as `<order>/invoice/<n>`)."""
+
+_ORDERS_NAMED = select(orders.c.order_id, orders.c.origin_correlation_id).where(
+    orders.c.order_id.in_(bindparam("b_order_ids", expanding=True))
+)
+"""Built once: every event a unit of work emits looks up its order with it."""
 
 
 def order_of_event(
@@ -43,11 +48,7 @@ def order_of_event(
         return None
     found = {
         row.order_id: row.origin_correlation_id
-        for row in conn.execute(
-            select(orders.c.order_id, orders.c.origin_correlation_id).where(
-                orders.c.order_id.in_(candidates)
-            )
-        )
+        for row in conn.execute(_ORDERS_NAMED, {"b_order_ids": candidates})
     }
     for candidate in candidates:
         if candidate in found:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from contracts import Order, OrderStatus, OrderSubmission
+from gateway_infra.unit_of_work import UnitOfWork
 
-__all__ = ["OrderPage", "OrdersPort", "Submitted"]
+__all__ = ["AnswerWriter", "OrderPage", "OrdersPort", "Submitted"]
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,20 @@ class OrderPage:
     next_cursor: str | None
 
 
+AnswerWriter = Callable[[UnitOfWork, Submitted], None]
+"""The caller's record of its answer to a submission (the partner edge's idempotency record),
+written in the transaction that settles the submission, so that the answer commits with the order
+(one transaction less per order). Called at most once, with the result submit will return; an
+implementation that settles the submission in no transaction of the caller's store (the ERP
+unreachable, a port over HTTP) does not call it, and the caller records its answer itself."""
+
+
 class OrdersPort(Protocol):
     """Order intake and reading, as the partner layer uses them."""
 
-    async def submit(self, submission: OrderSubmission, *, actor: str) -> Submitted:
+    async def submit(
+        self, submission: OrderSubmission, *, actor: str, answer: AnswerWriter | None = None
+    ) -> Submitted:
         """Record the channel order once and validate it (see OrderService.submit)."""
         ...
 

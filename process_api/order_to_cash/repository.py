@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, insert, or_, select, update
 
 from contracts import (
     Address,
@@ -32,6 +32,41 @@ from process_api.tables import (
     shipment_packages,
 )
 
+# The statements of intake and decision, built once with their values as parameters: building a
+# statement anew (and computing its cache key) cost several times more than running it, and an
+# order runs about twenty of them.
+_FIND_ORDER_ID = select(orders.c.order_id).where(
+    orders.c.channel == bindparam("b_channel"),
+    orders.c.channel_order_id == bindparam("b_channel_order_id"),
+)
+_INSERT_ORDER = insert(orders)
+_INSERT_LINES = insert(order_lines)
+_INSERT_TRANSITION = insert(order_history)
+_MOVE_ORDER = update(orders).where(
+    orders.c.order_id == bindparam("b_order_id"), orders.c.status == bindparam("b_from_status")
+)
+_INSERT_REJECTIONS = insert(order_rejections)
+_ORDER_HEADER = select(orders).where(orders.c.order_id == bindparam("b_order_id"))
+_ORDER_LINES = (
+    select(order_lines)
+    .where(order_lines.c.order_id == bindparam("b_order_id"))
+    .order_by(order_lines.c.position)
+)
+_ORDER_HISTORY = (
+    select(order_history)
+    .where(order_history.c.order_id == bindparam("b_order_id"))
+    .order_by(order_history.c.id)
+)
+_ORDER_REJECTIONS = (
+    select(order_rejections)
+    .where(order_rejections.c.order_id == bindparam("b_order_id"))
+    .order_by(order_rejections.c.line_id)
+)
+_ORDER_PACKAGES = select(shipment_packages.c.order_id, shipment_packages.c.lines).where(
+    shipment_packages.c.order_id == bindparam("b_order_id"),
+    shipment_packages.c.state == PackageState.CONFIRMED.value,
+)
+
 
 def new_order_id() -> str:
     return "ord_" + secrets.token_hex(10)
@@ -39,9 +74,7 @@ def new_order_id() -> str:
 
 def find_order_id(conn: Connection, channel: str, channel_order_id: str) -> str | None:
     return conn.execute(
-        select(orders.c.order_id).where(
-            orders.c.channel == channel, orders.c.channel_order_id == channel_order_id
-        )
+        _FIND_ORDER_ID, {"b_channel": channel, "b_channel_order_id": channel_order_id}
     ).scalar_one_or_none()
 
 
@@ -55,24 +88,25 @@ def insert_order(
     order_id = new_order_id()
     total = order_total(submission.lines, submission.currency)
     uow.conn.execute(
-        insert(orders).values(
-            order_id=order_id,
-            channel=submission.channel,
-            channel_order_id=submission.channel_order_id,
-            status=OrderStatus.RECEIVED.value,
-            currency=submission.currency,
-            total=total.amount,
-            customer=_json(submission.customer),
-            shipping_address=_json(submission.shipping_address),
-            placed_at=submission.placed_at,
-            origin_correlation_id=uow.correlation_id,
-            pending_expires_at=pending_expires_at,
-            created_at=uow.now,
-            updated_at=uow.now,
-        )
+        _INSERT_ORDER,
+        {
+            "order_id": order_id,
+            "channel": submission.channel,
+            "channel_order_id": submission.channel_order_id,
+            "status": OrderStatus.RECEIVED.value,
+            "currency": submission.currency,
+            "total": total.amount,
+            "customer": _json(submission.customer),
+            "shipping_address": _json(submission.shipping_address),
+            "placed_at": submission.placed_at,
+            "origin_correlation_id": uow.correlation_id,
+            "pending_expires_at": pending_expires_at,
+            "created_at": uow.now,
+            "updated_at": uow.now,
+        },
     )
     uow.conn.execute(
-        insert(order_lines),
+        _INSERT_LINES,
         [
             {
                 "order_id": order_id,
@@ -99,15 +133,16 @@ def record_transition(
     reason: str | None = None,
 ) -> None:
     uow.conn.execute(
-        insert(order_history).values(
-            order_id=order_id,
-            from_status=from_status.value if from_status else None,
-            to_status=to_status.value,
-            at=uow.now,
-            actor=actor,
-            correlation_id=uow.correlation_id,
-            reason=reason,
-        )
+        _INSERT_TRANSITION,
+        {
+            "order_id": order_id,
+            "from_status": from_status.value if from_status else None,
+            "to_status": to_status.value,
+            "at": uow.now,
+            "actor": actor,
+            "correlation_id": uow.correlation_id,
+            "reason": reason,
+        },
     )
 
 
@@ -123,9 +158,14 @@ def move_order(
 ) -> bool:
     """Change status only if the order is still in from_status; false when someone else moved it."""
     result = uow.conn.execute(
-        update(orders)
-        .where(orders.c.order_id == order_id, orders.c.status == from_status.value)
-        .values(status=to_status.value, updated_at=uow.now, **values)
+        _MOVE_ORDER,
+        {
+            "b_order_id": order_id,
+            "b_from_status": from_status.value,
+            "status": to_status.value,
+            "updated_at": uow.now,
+            **values,
+        },
     )
     if result.rowcount != 1:
         return False
@@ -135,7 +175,7 @@ def move_order(
 
 def insert_rejections(uow: UnitOfWork, order_id: str, rejections: list[LineRejection]) -> None:
     uow.conn.execute(
-        insert(order_rejections),
+        _INSERT_REJECTIONS,
         [
             {
                 "order_id": order_id,
@@ -166,10 +206,21 @@ def erp_sales_order_id(conn: Connection, order_id: str) -> str | None:
 
 
 def load_order(conn: Connection, order_id: str) -> Order | None:
-    header = conn.execute(select(orders).where(orders.c.order_id == order_id)).first()
+    """One order with its lines, history, rejections and shipped quantities (five statements
+    built once; list_orders reads many orders with a statement per kind instead)."""
+    by_id = {"b_order_id": order_id}
+    header = conn.execute(_ORDER_HEADER, by_id).first()
     if header is None:
         return None
-    return _load_full(conn, [header])[0]
+    shipped: dict[str, int] = {}
+    _add_shipped(shipped, conn.execute(_ORDER_PACKAGES, by_id))
+    return _to_order(
+        header,
+        conn.execute(_ORDER_LINES, by_id).all(),
+        conn.execute(_ORDER_HISTORY, by_id).all(),
+        conn.execute(_ORDER_REJECTIONS, by_id).all(),
+        shipped,
+    )
 
 
 def list_orders(
@@ -248,10 +299,15 @@ def _shipped_per_line(conn: Connection, ids: Sequence[str]) -> dict[str, dict[st
             shipment_packages.c.state == PackageState.CONFIRMED.value,
         )
     ):
-        per_line = shipped.setdefault(package.order_id, {})
+        _add_shipped(shipped.setdefault(package.order_id, {}), [package])
+    return shipped
+
+
+def _add_shipped(per_line: dict[str, int], packages: Iterable[Any]) -> None:
+    """Add the units of confirmed packages to an order's shipped quantities per line."""
+    for package in packages:
         for line in package.lines:
             per_line[line["line_id"]] = per_line.get(line["line_id"], 0) + int(line["quantity"])
-    return shipped
 
 
 def _grouped(rows: Sequence[Row[Any]]) -> dict[str, list[Row[Any]]]:

@@ -30,7 +30,7 @@ from process_api.inventory.repository import release_order, reserve_lines, set_e
 from process_api.inventory.service import InventoryService
 from process_api.order_to_cash import repository as repo
 from process_api.order_to_cash.paging import decode_cursor, encode_cursor
-from process_api.order_to_cash.port import OrderPage, Submitted
+from process_api.order_to_cash.port import AnswerWriter, OrderPage, Submitted
 from process_api.problems import ORDER_NOT_CANCELLABLE
 from system_api.erp.port import ErpPort
 from system_api.errors import BackendUnavailable
@@ -126,16 +126,20 @@ class OrderService:
             )
             return IntakeRules()
 
-    async def submit(self, submission: OrderSubmission, *, actor: str) -> Submitted:
+    async def submit(
+        self, submission: OrderSubmission, *, actor: str, answer: AnswerWriter | None = None
+    ) -> Submitted:
         """Record the order (once per channel order id), then try to validate it right away.
 
         A pending channel order only holds its stock; submitted again without pending, it is
-        validated like a new one."""
+        validated like a new one. `answer` is written in the transaction that settles the
+        submission: the ERP's decision, or the intake of an order the ERP will not see now
+        (rejected for stock, pending); not at all when the ERP cannot be reached."""
         rules = await self._rules(submission.channel)
         recorded: Order | None = None
         try:
             order_id, intake, recorded = await self.store.write(
-                lambda uow: self._record_and_load(uow, submission, actor, rules)
+                lambda uow: self._record_and_load(uow, submission, actor, rules, answer)
             )
         except IntegrityError:
             # A concurrent submission of the same channel order won the insert.
@@ -150,7 +154,10 @@ class OrderService:
         if intake is Intake.KNOWN:
             # Still waiting for the ERP (its first answer was lost, say): try again now rather
             # than at the next timer; validation is idempotent by the order id.
-            return Submitted(await self.validate(order_id), created=False)
+            known = await self._validate_order(
+                await self.require(order_id), settle=_settle(answer, created=False)
+            )
+            return Submitted(known, created=False)
         # The first line of the order's journey in the logs; its correlation id is the order's
         # origin correlation id (buyer details are redacted by the log handler).
         log.info(
@@ -162,11 +169,13 @@ class OrderService:
                 "actor": actor,
             },
         )
+        created = intake is Intake.CREATED
         if recorded is None:
-            order = await self.validate(order_id)
-        else:
-            order = await self._validate_order(recorded)
-        return Submitted(order, created=intake is Intake.CREATED)
+            recorded = await self.require(order_id)
+        elif not _awaits_erp(recorded):
+            return Submitted(recorded, created=created)  # answered with the intake
+        order = await self._validate_order(recorded, settle=_settle(answer, created=created))
+        return Submitted(order, created=created)
 
     async def _publish(self, lines: Sequence[OrderLine]) -> None:
         """Publish the availability the order changed (in a transaction of its own; a periodic
@@ -174,17 +183,26 @@ class OrderService:
         await self.inventory.publish_changes(skus={line.sku for line in lines})
 
     def _record_and_load(
-        self, uow: UnitOfWork, submission: OrderSubmission, actor: str, rules: IntakeRules
+        self,
+        uow: UnitOfWork,
+        submission: OrderSubmission,
+        actor: str,
+        rules: IntakeRules,
+        answer: AnswerWriter | None = None,
     ) -> tuple[str, Intake, Order | None]:
         """Record the intake and, for a new or confirmed order, publish the availability it
         changed and read the order back, all in the same transaction (two trips to the database
         thread less per order than publishing and reading in transactions of their own; the
-        decision is recorded only from the status read here, as before)."""
+        decision is recorded only from the status read here, as before). An order the ERP will
+        not see now (rejected for stock, pending) is settled here: its answer is written too."""
         order_id, intake = self._record_intake(uow, submission, actor, rules)
         if intake is Intake.KNOWN:
             return order_id, intake, None
         self.inventory.publish_changes_in(uow, {line.sku for line in submission.lines})
-        return order_id, intake, repo.load_order(uow.conn, order_id)
+        order = repo.load_order(uow.conn, order_id)
+        if order is not None and answer is not None and not _awaits_erp(order):
+            answer(uow, Submitted(order, created=intake is Intake.CREATED))
+        return order_id, intake, order
 
     def _record_intake(
         self, uow: UnitOfWork, submission: OrderSubmission, actor: str, rules: IntakeRules
@@ -414,13 +432,18 @@ class OrderService:
             await self.require(order_id), raise_unavailable=raise_unavailable
         )
 
-    async def _validate_order(self, order: Order, *, raise_unavailable: bool = False) -> Order:
-        """validate() of an order already read."""
+    async def _validate_order(
+        self,
+        order: Order,
+        *,
+        raise_unavailable: bool = False,
+        settle: Callable[[UnitOfWork, Order], None] | None = None,
+    ) -> Order:
+        """validate() of an order already read; settle(uow, decided order) is called in the
+        transaction that records the ERP's decision."""
         order_id = order.order_id
-        if order.status not in (OrderStatus.RECEIVED, OrderStatus.RESERVED):
+        if not _awaits_erp(order):
             return order
-        if order.pending_expires_at is not None:
-            return order  # the channel has not confirmed it yet
         request = SalesOrderRequest(
             reference=order.order_id,
             channel=order.channel,
@@ -437,18 +460,26 @@ class OrderService:
             if raise_unavailable:
                 raise
             return order
-        decided = await self.store.write(lambda uow: self._decide(uow, order, decision))
+        decided = await self.store.write(lambda uow: self._decide(uow, order, decision, settle))
         if not decision.accepted:
             await self._publish(order.lines)
         return decided
 
-    def _decide(self, uow: UnitOfWork, order: Order, decision: SalesOrderDecision) -> Order:
+    def _decide(
+        self,
+        uow: UnitOfWork,
+        order: Order,
+        decision: SalesOrderDecision,
+        settle: Callable[[UnitOfWork, Order], None] | None = None,
+    ) -> Order:
         """Record the decision and read the order back in the same transaction (one trip to
         the database thread less per order than reading it afterwards)."""
         self._record_decision(uow, order, decision)
         decided = repo.load_order(uow.conn, order.order_id)
         if decided is None:
             raise OrderNotFound(order.order_id)
+        if settle is not None:
+            settle(uow, decided)
         return decided
 
     def _record_decision(self, uow: UnitOfWork, order: Order, decision: SalesOrderDecision) -> None:
@@ -611,6 +642,23 @@ class OrderService:
         if order is None:
             raise OrderNotFound(order_id)
         return order
+
+
+def _awaits_erp(order: Order) -> bool:
+    """A received or reserved order the channel has confirmed: the ERP validates it next."""
+    return (
+        order.status in (OrderStatus.RECEIVED, OrderStatus.RESERVED)
+        and order.pending_expires_at is None
+    )
+
+
+def _settle(
+    answer: AnswerWriter | None, *, created: bool
+) -> Callable[[UnitOfWork, Order], None] | None:
+    """The decision's settle callback writing the submission's answer."""
+    if answer is None:
+        return None
+    return lambda uow, order: answer(uow, Submitted(order, created=created))
 
 
 class OrderNotFound(LookupError):

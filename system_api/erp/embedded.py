@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, insert, select, update
 
 from contracts import (
     CreditNote,
@@ -46,6 +47,26 @@ from system_api.tables import (
     erp_sales_orders,
 )
 
+# The statements of a sales order's creation, built once with their values as parameters (building
+# them anew cost more than running them; every partner order creates a sales order).
+_SALES_ORDER_BY_REFERENCE = select(erp_sales_orders).where(
+    erp_sales_orders.c.reference == bindparam("b_value")
+)
+_SALES_ORDER_BY_ID = select(erp_sales_orders).where(erp_sales_orders.c.id == bindparam("b_value"))
+_SALES_ORDER_BY_NUMBER = select(erp_sales_orders).where(
+    erp_sales_orders.c.number == bindparam("b_value")
+)
+_SALES_ORDER_LINES = (
+    select(erp_sales_order_lines)
+    .where(erp_sales_order_lines.c.sales_order_id == bindparam("b_sales_order_id"))
+    .order_by(erp_sales_order_lines.c.line_id)
+)
+_PRODUCTS_OF = select(erp_products).where(
+    erp_products.c.sku.in_(bindparam("b_skus", expanding=True))
+)
+_INSERT_SALES_ORDER = insert(erp_sales_orders).returning(erp_sales_orders.c.id)
+_INSERT_SALES_ORDER_LINES = insert(erp_sales_order_lines)
+
 SOURCE = "system_api.erp.embedded"
 
 
@@ -82,7 +103,7 @@ class EmbeddedErp:
         self, uow: UnitOfWork, request: SalesOrderRequest
     ) -> SalesOrderDecision:
         conn = uow.conn
-        existing = _sales_order_by(conn, erp_sales_orders.c.reference == request.reference)
+        existing = _sales_order_by(conn, _SALES_ORDER_BY_REFERENCE, request.reference)
         if existing is not None:
             return SalesOrderDecision(accepted=True, sales_order=existing)
         rejections = self._check_lines(conn, request)
@@ -92,22 +113,21 @@ class EmbeddedErp:
         number = next_document_number(conn, "sales_order", "SO-")
         total = sum((line.unit_price.amount * line.quantity for line in request.lines), Decimal(0))
         sales_order_pk = conn.execute(
-            insert(erp_sales_orders)
-            .values(
-                number=number,
-                reference=request.reference,
-                channel=request.channel,
-                state=SalesOrderState.QUOTATION.value,
-                currency=request.currency,
-                total=total,
-                customer_id=customer_id,
-                created_at=uow.now,
-                updated_at=uow.now,
-            )
-            .returning(erp_sales_orders.c.id)
+            _INSERT_SALES_ORDER,
+            {
+                "number": number,
+                "reference": request.reference,
+                "channel": request.channel,
+                "state": SalesOrderState.QUOTATION.value,
+                "currency": request.currency,
+                "total": total,
+                "customer_id": customer_id,
+                "created_at": uow.now,
+                "updated_at": uow.now,
+            },
         ).scalar_one()
         conn.execute(
-            insert(erp_sales_order_lines),
+            _INSERT_SALES_ORDER_LINES,
             [
                 {
                     "sales_order_id": sales_order_pk,
@@ -126,7 +146,7 @@ class EmbeddedErp:
             channel=request.channel,
             data={"sales_order_id": number, "reference": request.reference},
         )
-        created = _sales_order_by(conn, erp_sales_orders.c.id == sales_order_pk)
+        created = _sales_order_by(conn, _SALES_ORDER_BY_ID, sales_order_pk)
         assert created is not None
         return SalesOrderDecision(accepted=True, sales_order=created)
 
@@ -134,7 +154,7 @@ class EmbeddedErp:
         skus = {line.sku for line in request.lines}
         products = {
             row.sku: _row_to_product(row)
-            for row in conn.execute(select(erp_products).where(erp_products.c.sku.in_(skus)))
+            for row in conn.execute(_PRODUCTS_OF, {"b_skus": sorted(skus)})
         }
         rejections: list[LineRejection] = []
         for line in request.lines:
@@ -168,7 +188,7 @@ class EmbeddedErp:
 
     async def get_sales_order(self, sales_order_id: str) -> SalesOrder | None:
         return await self.store.read(
-            lambda conn: _sales_order_by(conn, erp_sales_orders.c.number == sales_order_id)
+            lambda conn: _sales_order_by(conn, _SALES_ORDER_BY_NUMBER, sales_order_id)
         )
 
     async def confirm_sales_order(self, sales_order_id: str) -> SalesOrder:
@@ -206,7 +226,7 @@ class EmbeddedErp:
                 channel=row.channel,
                 data={"sales_order_id": sales_order_id, "reference": row.reference},
             )
-        moved = _sales_order_by(conn, erp_sales_orders.c.id == row.id)
+        moved = _sales_order_by(conn, _SALES_ORDER_BY_ID, row.id)
         assert moved is not None
         return moved
 
@@ -266,15 +286,12 @@ def _row_to_product(row: object) -> Product:
     )
 
 
-def _sales_order_by(conn: Connection, condition: object) -> SalesOrder | None:
-    header = conn.execute(select(erp_sales_orders).where(condition)).first()  # type: ignore[arg-type]
+def _sales_order_by(conn: Connection, query: Select[Any], value: object) -> SalesOrder | None:
+    """The sales order the query (one of the _SALES_ORDER_BY_ statements) finds by value."""
+    header = conn.execute(query, {"b_value": value}).first()
     if header is None:
         return None
-    lines = conn.execute(
-        select(erp_sales_order_lines)
-        .where(erp_sales_order_lines.c.sales_order_id == header.id)
-        .order_by(erp_sales_order_lines.c.line_id)
-    )
+    lines = conn.execute(_SALES_ORDER_LINES, {"b_sales_order_id": header.id})
     return SalesOrder(
         sales_order_id=header.number,
         reference=header.reference,

@@ -357,3 +357,33 @@ def test_event_ids_made_in_bulk_are_unique_and_ordered_by_time_then_count() -> N
     assert {(u.version, u.variant) for u in ids} == {(7, RFC_4122)}
     assert sorted(batch) == batch
     assert before <= ids[0].int >> 80 <= ids[-1].int >> 80 <= after
+
+
+async def test_commit_callbacks_run_in_order_once_the_work_has_committed(store: Store) -> None:
+    seen: list[str] = []
+
+    def work(uow: UnitOfWork) -> None:
+        open_sequence_and_announce(uow)
+        uow.on_commit(lambda: seen.append("first"))
+        uow.on_commit(lambda: seen.append("second"))
+        assert seen == []  # nothing before the commit
+
+    await store.write(work)
+
+    assert seen == ["first", "second"]
+    assert await store.read(sequence_names) == ["order"]
+
+
+async def test_commit_callbacks_of_work_that_rolls_back_never_run(store: Store) -> None:
+    seen: list[str] = []
+
+    def work(uow: UnitOfWork) -> None:
+        open_sequence_and_announce(uow)
+        uow.on_commit(lambda: seen.append("committed"))
+        raise Boom
+
+    with pytest.raises(Boom):
+        await store.write(work)
+
+    assert seen == []
+    assert await store.read(sequence_names) == []

@@ -697,3 +697,91 @@ async def test_a_request_that_lost_its_lease_cannot_release_or_answer_for_its_su
     await store.complete("c1", "k", 201, {}, b"retry", lease_token="retry")
     replay = await store.begin("c1", "k", fingerprint, lease_token="fourth")
     assert replay is not None and replay.body == b"retry"
+
+
+# ---------------------------------------------------------------- answers stored with the work
+
+
+class StoreWatch(Store):
+    """A Store that counts the write transactions it runs."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store.database, store.clock)
+        self.writes = 0
+
+    async def write(self, fn: Callable[[UnitOfWork], T]) -> T:
+        self.writes += 1
+        return await super().write(fn)
+
+
+async def test_an_answer_written_with_the_work_commits_with_it_and_is_replayed(
+    store: Store,
+) -> None:
+    watched = StoreWatch(store)
+    idempotency = IdempotencyStore(watched, retention=RETENTION, lease=LEASE)
+    one = request(idempotency)
+    write_answer = one.answering(
+        lambda order_id: JSONResponse({"order_id": order_id}, status_code=201)
+    )
+
+    async def produce() -> Response:
+        def work(uow: UnitOfWork) -> str:
+            write_answer(uow, "o-1")  # the work's own statements would come before
+            return "o-1"
+
+        await watched.write(work)
+        assert one.answered is not None
+        return one.answered
+
+    first = await one.run(produce)
+    assert first.status_code == 201
+    assert watched.writes == 2  # the key's lease, then the work with its answer: nothing after
+    stored = await record(store, "k1")
+    assert stored is not None
+    assert stored["state"] == "completed"
+
+    replay = await request(idempotency).run(produce)
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.body == first.body
+
+
+async def test_an_answer_written_with_work_that_rolls_back_is_not_stored(
+    idempotency: IdempotencyStore, store: Store
+) -> None:
+    one = request(idempotency)
+    write_answer = one.answering(lambda _: JSONResponse({"order_id": "o-1"}, status_code=201))
+
+    async def produce() -> Response:
+        def work(uow: UnitOfWork) -> None:
+            write_answer(uow, None)
+            raise RuntimeError("the work failed after its answer was written")
+
+        await store.write(work)
+        return Response(b"unreachable")
+
+    with pytest.raises(RuntimeError, match="failed after"):
+        await one.run(produce)
+    assert one.answered is None
+    assert await record(store, "k1") is None  # released: a retry runs the request again
+
+
+async def test_a_problem_answer_written_with_the_work_is_stored_as_a_problem(
+    idempotency: IdempotencyStore, store: Store
+) -> None:
+    one = request(idempotency)
+
+    def reject(_: object) -> Response:
+        raise ProblemError(ORDER_REJECTED, "The price list changed.")
+
+    write_answer = one.answering(reject)
+
+    async def produce() -> Response:
+        await store.write(lambda uow: write_answer(uow, None))
+        assert one.answered is not None
+        return one.answered
+
+    first = await one.run(produce)
+    assert first.status_code == 409
+    replay = await request(idempotency).run(produce)
+    assert replay.status_code == 409
+    assert replay.body == first.body

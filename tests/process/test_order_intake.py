@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
-from contracts import ProductStatus
+from contracts import OrderStatus, OrderSubmission, ProductStatus
 from gateway import Gateway
+from gateway_infra.unit_of_work import UnitOfWork
+from process_api.order_to_cash import repository as repo
+from process_api.order_to_cash.port import Submitted
 from tests.factories import line, order_payload, product, seed_products, seed_stock
 
 
@@ -141,3 +146,57 @@ async def test_an_erp_rejection_and_a_cancellation_give_the_stock_back(
     assert rejected.status_code == 409  # price mismatch, after the stock was reserved
     assert held.reserved == 2  # only the accepted order still holds stock
     assert (await gateway.inventory.position("MUG-RED-350")).reserved == 0
+
+
+def submission_of(payload: dict[str, Any]) -> OrderSubmission:
+    return OrderSubmission.model_validate(payload)
+
+
+class AnswerLog:
+    """An answer writer that notes each call and the order's status as its transaction sees it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Submitted, str | None]] = []
+
+    def __call__(self, uow: UnitOfWork, result: Submitted) -> None:
+        stored = repo.load_order(uow.conn, result.order.order_id)
+        self.calls.append((result, stored.status.value if stored else None))
+
+
+async def test_the_submitters_answer_is_written_with_the_erps_decision(gateway: Gateway) -> None:
+    seed_products(gateway, product("MUG-RED-350", "12.90"))
+    answers = AnswerLog()
+
+    result = await gateway.orders.submit(
+        submission_of(order_payload("AN-1", line())), actor="test", answer=answers
+    )
+
+    assert result.order.status is OrderStatus.ACCEPTED
+    assert answers.calls == [(result, "accepted")]
+
+
+async def test_the_answer_to_an_order_rejected_for_stock_is_written_with_its_intake(
+    gateway: Gateway,
+) -> None:
+    seed_products(gateway, product("MUG-RED-350", "12.90"), on_hand=1)
+    answers = AnswerLog()
+
+    result = await gateway.orders.submit(
+        submission_of(order_payload("AN-2", line(quantity=2))), actor="test", answer=answers
+    )
+
+    assert result.order.status is OrderStatus.REJECTED
+    assert answers.calls == [(result, "rejected")]
+
+
+async def test_no_answer_is_written_when_nothing_settles_the_order(gateway: Gateway) -> None:
+    seed_products(gateway, product("MUG-RED-350", "12.90"))
+    first = await gateway.orders.submit(submission_of(order_payload("AN-3", line())), actor="t")
+    answers = AnswerLog()
+
+    again = await gateway.orders.submit(
+        submission_of(order_payload("AN-3", line())), actor="test", answer=answers
+    )
+
+    assert (again.created, again.order.status) == (False, first.order.status)
+    assert answers.calls == []  # decided before: the submitter stores its answer itself
