@@ -58,6 +58,7 @@ class WindowStats(NamedTuple):
 # sorted sets of request times in microseconds of the Redis server's clock, so every worker and
 # replica counts on one clock. Members are unique: the time plus the window's size at the hit.
 _WINDOWS_SCRIPT = """
+if redis.replicate_commands then redis.replicate_commands() end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local stamp = string.format('%.0f', now)
@@ -128,8 +129,9 @@ class _LocalWindows:
     The same exact moving window as `limits` (at most `quota` requests in any `window_seconds`;
     the reset is the oldest counted request + the window), without awaiting anything: the
     `limits.aio` memory storage took several event-loop iterations and a thread-pool hand-off
-    per check (about 190 us per request against 5 us here; BENCHMARKS.md). Subjects whose windows
-    emptied are forgotten every `_SWEEP_EVERY` checks, so memory follows the active subjects.
+    per check (193 us against 8 us here at the benchmark's quotas; decision 0016). Subjects
+    whose windows emptied are forgotten every `_SWEEP_EVERY` checks, so memory follows the
+    active subjects.
     """
 
     _SWEEP_EVERY = 10_000
@@ -362,8 +364,9 @@ class Throttle:
         return bool(allowed), now, stats
 
     def _key(self, namespace: str, policy: _Policy, subject: str) -> str:
+        # The hash tag {namespace/subject} keeps both windows of a check in one cluster slot.
         return (
-            f"{self.key_prefix}:{_KEY_NAMESPACE}/{namespace}/{policy.name}/{subject}"
+            f"{self.key_prefix}:{_KEY_NAMESPACE}/{{{namespace}/{subject}}}/{policy.name}"
             f"/{policy.quota}/{policy.window_seconds}/window"
         )
 

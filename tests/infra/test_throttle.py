@@ -281,8 +281,8 @@ async def test_redis_counters_live_under_the_key_prefix(redis: RedisTarget) -> N
 
     keys = sorted([k.decode() async for k in redis.client.scan_iter(match=f"{redis.key_prefix}:*")])
     assert keys == [
-        f"{redis.key_prefix}:throttle/partner/burst/client-1/3/1/window",
-        f"{redis.key_prefix}:throttle/partner/sustained/client-1/5/60/window",
+        f"{redis.key_prefix}:throttle/{{partner/client-1}}/burst/3/1/window",
+        f"{redis.key_prefix}:throttle/{{partner/client-1}}/sustained/5/60/window",
     ]
 
 
