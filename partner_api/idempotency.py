@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import secrets
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -158,6 +159,10 @@ class StoredResponse:
     status_code: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    # What the record says about itself (not part of the answer): the request it answers, and
+    # until when it is kept.
+    fingerprint: str | None = field(default=None, compare=False)
+    expires_at: datetime | None = field(default=None, compare=False)
 
 
 def _in_flight_error() -> ProblemError:
@@ -181,7 +186,13 @@ def _stored_response(row: Row[Any]) -> StoredResponse:
         status_code=int(row.status_code),
         headers={str(k): str(v) for k, v in dict(headers).items()},
         body=bytes(row.response_body or b""),
+        fingerprint=row.fingerprint,
+        expires_at=row.expires_at,
     )
+
+
+REMEMBERED_ANSWERS = 10_000
+"""Completed records replayed recently, kept in this process (least recently used go first)."""
 
 
 # The statements of one request, built once with their values as parameters: building them anew
@@ -215,6 +226,26 @@ class IdempotencyStore:
         self.store = store
         self.retention = retention
         self.lease = lease
+        # A completed record never changes until it expires (then the key is new again): its
+        # replays are answered from here, without a write transaction each (decision 0016).
+        self._completed: OrderedDict[tuple[str, str], StoredResponse] = OrderedDict()
+
+    def _remembered(self, client_id: str, key: str, fingerprint: str) -> StoredResponse | None:
+        stored = self._completed.get((client_id, key))
+        if stored is None:
+            return None
+        if stored.expires_at is None or stored.expires_at <= self.store.clock.now():
+            del self._completed[(client_id, key)]
+            return None
+        if stored.fingerprint != fingerprint:
+            raise _reused_error()
+        self._completed.move_to_end((client_id, key))
+        return stored
+
+    def _remember(self, client_id: str, key: str, stored: StoredResponse) -> None:
+        self._completed[(client_id, key)] = stored
+        if len(self._completed) > REMEMBERED_ANSWERS:
+            self._completed.popitem(last=False)
 
     async def begin(
         self, client_id: str, key: str, fingerprint: str, *, lease_token: str | None = None
@@ -228,18 +259,25 @@ class IdempotencyStore:
         IDEMPOTENCY_KEY_IN_FLIGHT when a request with it is still running.
         """
 
+        remembered = self._remembered(client_id, key, fingerprint)
+        if remembered is not None:
+            return remembered
+
         def decide(uow: UnitOfWork) -> StoredResponse | None:
             return self._decide(uow, client_id, key, fingerprint, lease_token)
 
         try:
-            return await self.store.write(decide)
+            stored = await self.store.write(decide)
         except IntegrityError:
-            pass  # a concurrent first request inserted the key: decide again, seeing its record
-        try:
-            return await self.store.write(decide)
-        except IntegrityError:
-            # Raced twice: another request is inserting this very key right now.
-            raise _in_flight_error() from None
+            # A concurrent first request inserted the key: decide again, seeing its record.
+            try:
+                stored = await self.store.write(decide)
+            except IntegrityError:
+                # Raced twice: another request is inserting this very key right now.
+                raise _in_flight_error() from None
+        if stored is not None:
+            self._remember(client_id, key, stored)
+        return stored
 
     def _decide(
         self,

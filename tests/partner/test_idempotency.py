@@ -358,6 +358,37 @@ async def test_expired_answer_is_forgotten_and_the_key_is_new_again(
     assert stored.body == b"new"
 
 
+async def test_replays_of_a_completed_answer_need_no_write_transaction(
+    idempotency: IdempotencyStore, database: Database
+) -> None:
+    assert await idempotency.begin(CLIENT, "k1", FP) is None
+    await idempotency.complete(CLIENT, "k1", 201, {}, b"answer")
+    first = await idempotency.begin(CLIENT, "k1", FP)
+    writes = database.write_generation
+
+    again = [await idempotency.begin(CLIENT, "k1", FP) for _ in range(3)]
+
+    assert first is not None and first.body == b"answer"
+    assert again == [first] * 3
+    assert database.write_generation == writes
+
+
+async def test_a_remembered_answer_still_refuses_another_payload_and_expires(
+    idempotency: IdempotencyStore, clock: ManualClock
+) -> None:
+    assert await idempotency.begin(CLIENT, "k1", FP) is None
+    await idempotency.complete(CLIENT, "k1", 201, {}, b"old")
+    assert await idempotency.begin(CLIENT, "k1", FP) is not None  # remembered from here on
+
+    with pytest.raises(ProblemError) as exc_info:
+        await idempotency.begin(CLIENT, "k1", OTHER_FP)
+    clock.advance(RETENTION)
+    after_retention = await idempotency.begin(CLIENT, "k1", OTHER_FP)
+
+    assert problem_of(exc_info) == IDEMPOTENCY_KEY_REUSED
+    assert after_retention is None  # the key is new again: this request goes ahead
+
+
 async def test_purge_deletes_only_records_past_their_retention(
     idempotency: IdempotencyStore, store: Store, clock: ManualClock
 ) -> None:
