@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from pydantic import JsonValue
-from sqlalchemy import Connection, and_, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, delete, or_, select, update
 
 from gateway_infra.correlation import (
     correlation_id_var,
@@ -223,19 +223,20 @@ class Scheduler:
     def kinds(self) -> frozenset[str]:
         return frozenset(self._handlers)
 
+    def _due(self, now: datetime) -> Select[tuple[int]]:
+        return select(timers.c.id).where(
+            timers.c.state == PENDING,
+            timers.c.due_at <= now,
+            timers.c.kind.in_(self._handlers),
+            or_(timers.c.lease_until.is_(None), timers.c.lease_until < now),
+        )
+
+    def _anything_due(self, conn: Connection) -> bool:
+        return conn.execute(self._due(self.store.clock.now()).limit(1)).first() is not None
+
     def _claim(self, conn: Connection, limit: int) -> list[DueTimer]:
         now = self.store.clock.now()
-        due = (
-            select(timers.c.id)
-            .where(
-                timers.c.state == PENDING,
-                timers.c.due_at <= now,
-                timers.c.kind.in_(self._handlers),
-                or_(timers.c.lease_until.is_(None), timers.c.lease_until < now),
-            )
-            .order_by(timers.c.due_at, timers.c.id)
-            .limit(limit)
-        )
+        due = self._due(now).order_by(timers.c.due_at, timers.c.id).limit(limit)
         if conn.dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)
         ids = list(conn.execute(due).scalars())
@@ -288,6 +289,10 @@ class Scheduler:
         The claimed batch shares one lease: once it has run out, the rest of the batch is left
         to whichever scheduler claims it next rather than run twice."""
         if not self._handlers:
+            return 0
+        # Reads first: an idle scheduler takes no write lock (and leaves the process's write
+        # generation, which read caches follow, unchanged).
+        if not await self.store.database.read(self._anything_due):
             return 0
         lease_ends = self.store.clock.now() + self.lease
         claimed = await self.store.database.write(lambda conn: self._claim(conn, limit))

@@ -7,6 +7,7 @@ secret burn the token endpoint's CPU.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -92,6 +93,7 @@ class ClientRegistry:
         self.status_cache_seconds = status_cache_seconds
         self._status: dict[str, tuple[float, ClientRecord | None]] = {}
         self._status_lock = threading.Lock()
+        self._loading: dict[str, asyncio.Future[ClientRecord | None]] = {}
 
     # -- administration (CLI) ------------------------------------------------------------
 
@@ -206,6 +208,15 @@ class ClientRegistry:
             cached = self._status.get(client_id)
         if cached is not None and cached[0] > now:
             return cached[1]
+        # Every request of a busy client finds the status expired at once: one read for them all.
+        loading = self._loading.get(client_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_status(client_id, now))
+            self._loading[client_id] = loading
+            loading.add_done_callback(lambda _done: self._loading.pop(client_id, None))
+        return await asyncio.shield(loading)
+
+    async def _load_status(self, client_id: str, now: float) -> ClientRecord | None:
         record = None
         if CLIENT_ID_PATTERN.fullmatch(client_id):
             record = await self.store.read(lambda conn: _load(conn, client_id))

@@ -6,6 +6,7 @@ a transaction of its own (publishers take turns; the stock change need not wait 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -51,6 +52,9 @@ class InventoryService:
         self.store = store
         self.profiles = profiles
         self.read_cache = AvailabilityReadCache(read_cache_seconds)
+        self._reading: dict[
+            tuple[str, tuple[str, ...], int], asyncio.Future[list[ChannelAvailability]]
+        ] = {}
 
     def register_timers(self, scheduler: Scheduler) -> None:
         # Inventory sync is critical: an expiry that still fails after its retries is an exception.
@@ -187,6 +191,21 @@ class InventoryService:
         cached = self.read_cache.get(channel, skus, generation)
         if cached is not None:
             return cached
+        if not self.read_cache.enabled:
+            return await self._read_availability(channel, skus, generation)
+        # Requests missing the same answer at once share one read (a write ending makes every
+        # request in flight miss together).
+        key = (channel, tuple(dict.fromkeys(skus)), generation)
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_availability(channel, skus, generation))
+            self._reading[key] = reading
+            reading.add_done_callback(lambda _done: self._reading.pop(key, None))
+        return await asyncio.shield(reading)
+
+    async def _read_availability(
+        self, channel: str, skus: Sequence[str], generation: int
+    ) -> list[ChannelAvailability]:
         now = self.store.clock.now()
         read_at = time.monotonic()
 

@@ -610,7 +610,10 @@ async def test_no_give_up_for_a_timer_its_failing_handler_cancelled(
 async def test_no_give_up_for_a_timer_another_scheduler_took_over_and_completed(
     store: Store, clock: ManualClock
 ) -> None:
-    sched_a = make_scheduler(store, owner="a", seed=1)
+    async def stalled(_seconds: float) -> None:
+        await asyncio.Event().wait()  # "a" is stalled: it never gets round to renewing its lease
+
+    sched_a = Scheduler(store, lease=LEASE, owner="a", rng=random.Random(1), sleep=stalled)
     sched_b = make_scheduler(store, owner="b", seed=2)
     gave_up = GiveUpRecorder()
     completed_by_b = Recorder()

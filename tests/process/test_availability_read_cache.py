@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from typing import Any
 
 from contracts import ChannelAvailability
 from contracts.channel import AvailabilityPolicy, ChannelProfile
@@ -113,3 +114,30 @@ async def test_another_replicas_write_is_seen_once_the_age_has_passed(
         await writer.aclose()
 
     assert [before[0].available, after_age[0].available] == [10, 3]
+
+
+async def test_requests_missing_the_same_answer_at_once_share_one_read(
+    database_url: str, clock: ManualClock
+) -> None:
+    gateway = start_gateway(make_settings(database_url, availability_read_cache_seconds=60), clock)
+    reads = 0
+    unwrapped = gateway.store.read
+
+    async def counted(fn: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await unwrapped(fn)
+
+    try:
+        await gateway.channels.seed([WEBSHOP], actor="test")
+        seed_products(gateway, product(MUG), on_hand=10)
+        gateway.store.read = counted  # type: ignore[method-assign]
+        answers = await asyncio.gather(
+            *(gateway.inventory.channel_availability("webshop", [MUG]) for _ in range(8))
+        )
+    finally:
+        gateway.store.read = unwrapped  # type: ignore[method-assign]
+        await gateway.aclose()
+
+    assert reads == 1
+    assert [answer[0].available for answer in answers] == [10] * 8
