@@ -7,7 +7,6 @@ secret burn the token endpoint's CPU.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import re
@@ -21,6 +20,7 @@ from enum import StrEnum
 from sqlalchemy import Connection, Row, insert, select, update
 
 from gateway_infra.auth.scopes import Layer, layer_of
+from gateway_infra.single_flight import SingleFlight
 from gateway_infra.tables import oauth_clients
 from gateway_infra.unit_of_work import Store, UnitOfWork
 
@@ -93,7 +93,7 @@ class ClientRegistry:
         self.status_cache_seconds = status_cache_seconds
         self._status: dict[str, tuple[float, ClientRecord | None]] = {}
         self._status_lock = threading.Lock()
-        self._loading: dict[str, asyncio.Future[ClientRecord | None]] = {}
+        self._loading: SingleFlight[str, ClientRecord | None] = SingleFlight()
 
     # -- administration (CLI) ------------------------------------------------------------
 
@@ -209,12 +209,7 @@ class ClientRegistry:
         if cached is not None and cached[0] > now:
             return cached[1]
         # Every request of a busy client finds the status expired at once: one read for them all.
-        loading = self._loading.get(client_id)
-        if loading is None:
-            loading = asyncio.ensure_future(self._load_status(client_id, now))
-            self._loading[client_id] = loading
-            loading.add_done_callback(lambda _done: self._loading.pop(client_id, None))
-        return await asyncio.shield(loading)
+        return await self._loading.run(client_id, lambda: self._load_status(client_id, now))
 
     async def _load_status(self, client_id: str, now: float) -> ClientRecord | None:
         record = None

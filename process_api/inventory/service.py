@@ -6,7 +6,6 @@ a transaction of its own (publishers take turns; the stock change need not wait 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -16,6 +15,7 @@ from sqlalchemy import Connection
 from contracts import ChannelAvailability
 from contracts.channel import ChannelProfile
 from gateway_infra.scheduler import DueTimer, Recurring, RetryPolicy, Scheduler
+from gateway_infra.single_flight import SingleFlight
 from gateway_infra.unit_of_work import Store, UnitOfWork
 from process_api.exceptions import StepSupervisor
 from process_api.inventory import channel_view, publication
@@ -52,9 +52,9 @@ class InventoryService:
         self.store = store
         self.profiles = profiles
         self.read_cache = AvailabilityReadCache(read_cache_seconds)
-        self._reading: dict[
-            tuple[str, tuple[str, ...], int], asyncio.Future[list[ChannelAvailability]]
-        ] = {}
+        self._reading: SingleFlight[tuple[str, tuple[str, ...], int], list[ChannelAvailability]] = (
+            SingleFlight()
+        )
 
     def register_timers(self, scheduler: Scheduler) -> None:
         # Inventory sync is critical: an expiry that still fails after its retries is an exception.
@@ -195,13 +195,10 @@ class InventoryService:
             return await self._read_availability(channel, skus, generation)
         # Requests missing the same answer at once share one read (a write ending makes every
         # request in flight miss together).
-        key = (channel, tuple(dict.fromkeys(skus)), generation)
-        reading = self._reading.get(key)
-        if reading is None:
-            reading = asyncio.ensure_future(self._read_availability(channel, skus, generation))
-            self._reading[key] = reading
-            reading.add_done_callback(lambda _done: self._reading.pop(key, None))
-        return await asyncio.shield(reading)
+        return await self._reading.run(
+            (channel, tuple(dict.fromkeys(skus)), generation),
+            lambda: self._read_availability(channel, skus, generation),
+        )
 
     async def _read_availability(
         self, channel: str, skus: Sequence[str], generation: int
