@@ -229,6 +229,7 @@ class Throttle:
         self._warning_interval = warning_interval_seconds
         self._pool: aredis.ConnectionPool | None = None
         self._local: _LocalWindows | None = None
+        self._redis: aredis.Redis | None = None
         self._windows: AsyncScript | None = None
         if redis_url is None:
             self._local = _LocalWindows()
@@ -242,8 +243,8 @@ class Throttle:
                 socket_connect_timeout=redis_timeout_seconds,
                 retry=Retry(NoBackoff(), 0),
             )
-            client = aredis.Redis(connection_pool=self._pool)
-            self._windows = client.register_script(_WINDOWS_SCRIPT)
+            self._redis = aredis.Redis(connection_pool=self._pool)
+            self._windows = self._redis.register_script(_WINDOWS_SCRIPT)
         self._closed = False
         self._paused_until = 0.0
         self._outage_started: float | None = None
@@ -316,8 +317,7 @@ class Throttle:
             return _refused(tier, policies, stats, now)
         for key, policy in zip(keys, policies, strict=True):
             local.hit(key, policy, now)
-        after = [WindowStats(s.reset_time, s.remaining - 1) for s in stats]
-        return ThrottleDecision(True, None, _headers(tier, policies, after, now))
+        return _counted(tier, policies, stats, now)
 
     async def _count(
         self, namespace: str, subject: str, tier: ThrottleTier, policies: Sequence[_Policy]
@@ -325,10 +325,7 @@ class Throttle:
         allowed, now, stats = await self._run_windows(namespace, subject, policies, hit=True)
         if not allowed:
             return _refused(tier, policies, stats, now)
-        # The request was counted at "now": the oldest entry of each window (its reset time) is
-        # unchanged, or is the new one when the window was empty, as the stats already say.
-        after = [WindowStats(s.reset_time, s.remaining - 1) for s in stats]
-        return ThrottleDecision(True, None, _headers(tier, policies, after, now))
+        return _counted(tier, policies, stats, now)
 
     async def _stats(
         self, namespace: str, subject: str, policies: Sequence[_Policy]
@@ -376,9 +373,8 @@ class Throttle:
             if self._local is not None:
                 self._local.clear((namespace, policy.name, subject))
             else:
-                assert self._pool is not None
-                client = aredis.Redis(connection_pool=self._pool)
-                await client.delete(self._key(namespace, policy, subject))
+                assert self._redis is not None
+                await self._redis.delete(self._key(namespace, policy, subject))
 
     def _unavailable(self, tier: ThrottleTier, exc: BaseException | None) -> ThrottleDecision:
         now = time.monotonic()
@@ -425,14 +421,23 @@ def _check_redis_url(redis_url: str) -> None:
         raise ValueError("redis_url must be a redis://, rediss:// or unix:// URL")
 
 
+def _counted(
+    tier: ThrottleTier, policies: Sequence[_Policy], stats: Sequence[WindowStats], now: float
+) -> ThrottleDecision:
+    """A request let through and counted at `now`, given the windows just before. The oldest
+    entry of each window (its reset time) is unchanged, or is the new one when the window was
+    empty, as the stats already say; one unit less remains."""
+    after = [WindowStats(s.reset_time, s.remaining - 1) for s in stats]
+    return ThrottleDecision(True, None, _headers(tier, policies, after, now))
+
+
 def _refused(
     tier: ThrottleTier,
     policies: Sequence[_Policy],
     stats: Sequence[WindowStats],
-    now: float | None = None,
+    now: float,
 ) -> ThrottleDecision:
-    """A refusal: RateLimit fields and Retry-After at `now` (the counters' clock; else ours)."""
-    now = time.time() if now is None else now
+    """A refusal: RateLimit fields and Retry-After at `now` (the counters' clock)."""
     retry_after = max(
         (_seconds_until(s.reset_time, now, s.remaining) for s in stats if s.remaining < 1),
         default=1,
