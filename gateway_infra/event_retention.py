@@ -16,7 +16,6 @@ silently.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, func, select
@@ -37,19 +36,13 @@ DELETE_CHUNK = 1_000
 _KEPT_FOR_DELIVERIES = (DeliveryState.PENDING.value, DeliveryState.DEAD.value)
 
 
-@dataclass(frozen=True)
-class PurgedBatch:
-    deleted: int
-    purged_through: int | None
-
-
-def purge_batch(uow: UnitOfWork, *, cutoff: datetime, limit: int) -> PurgedBatch:
+def purge_batch(uow: UnitOfWork, *, cutoff: datetime, limit: int) -> int:
     """Delete up to `limit` purgeable events (oldest positions first) in the caller's unit of work
-    and move the watermark up to the highest position deleted."""
+    and move the watermarks up to the highest positions deleted; how many were deleted."""
     conn = uow.conn
     newest = conn.execute(select(func.max(outbox.c.position))).scalar_one_or_none()
     if newest is None:
-        return PurgedBatch(0, None)
+        return 0
     relayed = conn.execute(
         select(relay_cursors.c.position).where(relay_cursors.c.name == CURSOR_NAME)
     ).scalar_one_or_none()
@@ -77,22 +70,21 @@ def purge_batch(uow: UnitOfWork, *, cutoff: datetime, limit: int) -> PurgedBatch
         query = query.with_for_update(skip_locked=True)
     chosen = conn.execute(query).all()
     if not chosen:
-        return PurgedBatch(0, None)
+        return 0
     ids = [row.id for row in chosen]
     for start in range(0, len(ids), DELETE_CHUNK):
         conn.execute(delete(outbox).where(outbox.c.id.in_(ids[start : start + DELETE_CHUNK])))
-    through = max(int(row.position) for row in chosen)
     # One watermark for all events and one per channel: a channel's feed is told it missed
     # events only when events of that channel were purged past its cursor.
-    marks: dict[str | None, int] = {None: through}
+    marks: dict[str | None, int] = {None: max(int(row.position) for row in chosen)}
     for row in chosen:
         if row.channel is not None:
             marks[row.channel] = max(marks.get(row.channel, 0), int(row.position))
+    greatest = func.max if conn.dialect.name == "sqlite" else func.greatest
     for channel, position in marks.items():
         insert = dialect_insert(conn, outbox_purges).values(
             name=watermark_name(channel), purged_through=position, updated_at=uow.now
         )
-        greatest = func.max if conn.dialect.name == "sqlite" else func.greatest
         conn.execute(
             insert.on_conflict_do_update(
                 index_elements=[outbox_purges.c.name],
@@ -102,7 +94,7 @@ def purge_batch(uow: UnitOfWork, *, cutoff: datetime, limit: int) -> PurgedBatch
                 },
             )
         )
-    return PurgedBatch(len(ids), through)
+    return len(ids)
 
 
 class EventPurge(Recurring):
@@ -117,11 +109,11 @@ class EventPurge(Recurring):
         """Purge every event past retention now; how many were deleted."""
         total = 0
         while True:
-            done = await self.store.write(
+            deleted = await self.store.write(
                 lambda uow: purge_batch(uow, cutoff=uow.now - self.retention, limit=self.batch)
             )
-            total += done.deleted
-            if done.deleted < self.batch:
+            total += deleted
+            if deleted < self.batch:
                 return total
 
     async def _round(self) -> None:
