@@ -23,7 +23,9 @@ async def gateway(database_url: str, clock: ManualClock) -> AsyncIterator[Gatewa
     system_side = start_gateway(make_settings(database_url), clock)
     settings = make_settings(
         database_url,
-        system_api_timeout_seconds=1.0,
+        # Down means connection refused (at once); once the backend is back, its first calls
+        # may be slow on a loaded machine, and a timeout there would fail the story.
+        system_api_timeout_seconds=10.0,
         **system_api_settings(system_side, f"http://127.0.0.1:{port}"),
     )
     built = start_gateway(settings, clock)
