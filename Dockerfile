@@ -35,9 +35,11 @@ COPY system_api/ system_api/
 COPY process_api/ process_api/
 COPY partner_api/ partner_api/
 
-# The project's own wheel first (no deps), then the wheels of all its dependencies, into /wheels.
+# The project's own wheel first (no deps), then the wheels of all its dependencies, into /wheels,
+# with the `tracing` extra (the OTLP exporter) so GATEWAY_OTEL_EXPORTER=otlp works in the image.
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
-    && pip wheel --no-cache-dir --wheel-dir /wheels --find-links /wheels /wheels/retail_sync_gateway-*.whl
+    && pip wheel --no-cache-dir --wheel-dir /wheels --find-links /wheels \
+       "$(ls /wheels/retail_sync_gateway-*.whl)[tracing]"
 
 ##########################
 # Stage 2: runtime image #
@@ -64,7 +66,8 @@ RUN groupadd --system --gid 10001 gateway \
 # Install from the builder's wheels only (no index, no compilers); the wheels are bind-mounted
 # so they never land in an image layer.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links=/wheels /wheels/retail_sync_gateway-*.whl
+    pip install --no-cache-dir --no-index --find-links=/wheels \
+      "$(ls /wheels/retail_sync_gateway-*.whl)[tracing]"
 
 WORKDIR /app
 
