@@ -7,7 +7,7 @@ signature. Each operation is recorded as an event naming who asked for it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -125,8 +125,15 @@ class DeliveryAdmin:
 
         return await self.store.read(read)
 
-    async def replay(self, delivery_id: int, *, actor: str) -> Delivery:
-        """Send a dead letter again, as a new series of attempts."""
+    async def replay(
+        self,
+        delivery_id: int,
+        *,
+        actor: str,
+        also: Callable[[UnitOfWork, Delivery], None] | None = None,
+    ) -> Delivery:
+        """Send a dead letter again, as a new series of attempts; `also` (an audit entry, say)
+        runs in the same transaction, given the delivery as it is then."""
 
         def replay(uow: UnitOfWork) -> Delivery:
             query = select(deliveries).where(deliveries.c.delivery_id == delivery_id)
@@ -146,6 +153,8 @@ class DeliveryAdmin:
             _audit(uow, "webhook.deliveries_replayed", row.channel, actor, [delivery_id])
             found = _find(uow.conn, delivery_id)
             assert found is not None
+            if also is not None:
+                also(uow, found)
             return found
 
         return await self.store.write(replay)

@@ -40,12 +40,14 @@ from gateway_infra.logging import redact_text
 from gateway_infra.problems import ProblemError
 from gateway_infra.settings import Settings
 from gateway_infra.throttle import Throttle
+from gateway_infra.unit_of_work import UnitOfWork
 from process_api.audit import AuditLog
+from process_api.audit.log import record as audit_entry
 from process_api.console.operators import Operators, Session
 from process_api.console.overview import ConsoleReads
 from process_api.deliveries.service import DeliveryOperations
 from process_api.exceptions.errors import ActionNotApplicable, ExceptionClosed, ExceptionNotFound
-from process_api.exceptions.service import ExceptionQueue
+from process_api.exceptions.service import ExceptionQueue, Recorded
 from process_api.order_to_cash.service import OrderService
 
 HERE = Path(__file__).parent
@@ -417,47 +419,40 @@ def create_console_app(
             raise ConsoleError(404, f"No exception {exception_id}.")
         return record
 
-    async def record_done(**entry: Any) -> None:
-        """The audit entry of an action already carried out by its service (in transactions
-        of its own, which record the operator in the exception's history or the delivery row).
-        If writing it fails the action still happened: the failure is logged and the operator
-        sees the action's outcome, not an error inviting a retry that would be refused."""
-        try:
-            await audit.record(**entry)
-        except Exception:
-            log.exception(
-                "audit entry of a console action not recorded",
-                extra={"audit_action": entry.get("action"), "subject": entry.get("subject")},
-            )
-
     async def act_on_exception(
         request: Request,
         session: Session,
         exception_id: str,
         action: str,
-        work: Callable[[str], Awaitable[ExceptionRecord]],
+        work: Callable[[str, Recorded], Awaitable[ExceptionRecord]],
         *,
         notice: str | None = None,
     ) -> Response:
-        """Carry out `work` (given the operator as actor) on the exception, audit it, and go
-        back to the exception's page with `notice`, or the one its new status calls for."""
+        """Carry out `work` (given the operator as actor, and the audit entry to write in the
+        transaction that records the outcome on the exception: both are kept, or neither), and
+        go back to the exception's page with `notice`, or the one its new status calls for."""
         before = await _exception(exception_id)
+        actor = session.operator.actor
+
+        def audited(uow: UnitOfWork, after: ExceptionRecord) -> None:
+            audit_entry(
+                uow,
+                actor=actor,
+                action=f"exception.{action}",
+                subject=f"exception/{exception_id}",
+                channel=after.channel,
+                before=_exception_state(before),
+                after=_exception_state(after),
+            )
+
         try:
-            after = await work(session.operator.actor)
+            after = await work(actor, audited)
         except (ExceptionClosed, ActionNotApplicable) as exc:
             raise ConsoleError(409, str(exc)) from exc
         except ExceptionNotFound as exc:
             raise ConsoleError(404, f"No exception {exception_id}.") from exc
         except ProblemError as exc:  # e.g. the order service: an order that shipped
             raise ConsoleError(exc.problem.status, str(exc)) from exc
-        await record_done(
-            actor=session.operator.actor,
-            action=f"exception.{action}",
-            subject=f"exception/{exception_id}",
-            channel=after.channel,
-            before=_exception_state(before),
-            after=_exception_state(after),
-        )
         shown = notice or CLOSED_NOTICES.get(after.status, "retrying")
         return redirect(request, "exception", shown, exception_id=exception_id)
 
@@ -476,7 +471,9 @@ def create_console_app(
             session,
             exception_id,
             "acknowledged",
-            lambda actor: exceptions.acknowledge(exception_id, actor=actor, note=text),
+            lambda actor, audited: exceptions.acknowledge(
+                exception_id, actor=actor, note=text, also=audited
+            ),
             notice="acknowledged",
         )
 
@@ -501,7 +498,9 @@ def create_console_app(
             session,
             exception_id,
             f"resolve.{chosen.value}",
-            lambda actor: exceptions.resolve(exception_id, chosen, actor=actor, note=text),
+            lambda actor, audited: exceptions.resolve(
+                exception_id, chosen, actor=actor, note=text, also=audited
+            ),
         )
 
     @app.get("/dead-letters", name="dead_letters", response_class=HTMLResponse)
@@ -531,20 +530,25 @@ def create_console_app(
         if deliveries is None or not 1 <= delivery_id <= 2**62:
             raise ConsoleError(404, "No such delivery.")
         before = await deliveries.get(delivery_id)
+        actor = session.operator.actor
+
+        def audited(uow: UnitOfWork, after: Delivery) -> None:
+            audit_entry(
+                uow,
+                actor=actor,
+                action="delivery.replayed",
+                subject=f"delivery/{delivery_id}",
+                channel=after.channel,
+                before=None if before is None else _delivery_state(before),
+                after=_delivery_state(after),
+            )
+
         try:
-            after = await deliveries.replay(delivery_id, actor=session.operator.actor)
+            await deliveries.replay(delivery_id, actor=actor, also=audited)
         except UnknownDelivery as exc:
             raise ConsoleError(404, str(exc)) from exc
         except NotReplayable as exc:
             raise ConsoleError(409, str(exc)) from exc
-        await record_done(
-            actor=session.operator.actor,
-            action="delivery.replayed",
-            subject=f"delivery/{delivery_id}",
-            channel=after.channel,
-            before=None if before is None else _delivery_state(before),
-            after=_delivery_state(after),
-        )
         return redirect(request, "dead_letters", "replayed")
 
     @app.get("/audit", name="audit", response_class=HTMLResponse)

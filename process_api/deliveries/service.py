@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -77,8 +77,14 @@ class DeliveryOperations:
     async def attempts(self, delivery_id: int) -> list[Attempt] | None:
         return await self.admin.attempts(delivery_id)
 
-    async def replay(self, delivery_id: int, *, actor: str) -> Delivery:
-        return await self.admin.replay(delivery_id, actor=actor)
+    async def replay(
+        self,
+        delivery_id: int,
+        *,
+        actor: str,
+        also: Callable[[UnitOfWork, Delivery], None] | None = None,
+    ) -> Delivery:
+        return await self.admin.replay(delivery_id, actor=actor, also=also)
 
     async def replay_matching(self, query: DeadLetterQuery, *, actor: str) -> int:
         return await self.admin.replay_dead(query, actor=actor)

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from contracts.exceptions import ExceptionRecord, ExceptionStatus, ResolveAction, Severity
 from gateway_infra.scheduler import Recurring
-from gateway_infra.unit_of_work import Store
+from gateway_infra.unit_of_work import Store, UnitOfWork
 from process_api.exceptions import repository as repo
 from process_api.exceptions.errors import ActionNotApplicable, ExceptionClosed, ExceptionNotFound
 from process_api.exceptions.routing import Routing
@@ -28,6 +28,16 @@ ActionHandler = Callable[[ExceptionRecord, str, "str | None"], Awaitable[Excepti
 """An action a workflow offers on its exceptions (e.g. replay of a dead letter): does the work
 for (exception, actor, note) and says how the exception ends: resolved, ignored, or acknowledged
 (when the outcome comes later and resolves the exception then)."""
+
+Recorded = Callable[[UnitOfWork, ExceptionRecord], None]
+"""Extra writes (an audit entry, say) made in the transaction that records an action's outcome
+on the exception, given the exception as it is then: they commit, or not, with it."""
+
+
+def _then(uow: UnitOfWork, record: ExceptionRecord, also: Recorded | None) -> ExceptionRecord:
+    if also is not None:
+        also(uow, record)
+    return record
 
 
 class ExceptionQueue:
@@ -91,21 +101,40 @@ class ExceptionQueue:
         self._actions[action] = handler
 
     async def acknowledge(
-        self, exception_id: str, *, actor: str, note: str | None = None
+        self,
+        exception_id: str,
+        *,
+        actor: str,
+        note: str | None = None,
+        also: Recorded | None = None,
     ) -> ExceptionRecord:
-        """open -> acknowledged; ExceptionNotFound, ExceptionClosed when resolved or ignored."""
+        """open -> acknowledged; ExceptionNotFound, ExceptionClosed when resolved or ignored.
+        `also` runs in the same transaction."""
         return await self.store.write(
-            lambda uow: repo.acknowledge_exception(uow, exception_id, actor=actor, note=note)
+            lambda uow: _then(
+                uow,
+                repo.acknowledge_exception(uow, exception_id, actor=actor, note=note),
+                also,
+            )
         )
 
     async def resolve(
-        self, exception_id: str, action: ResolveAction, *, actor: str, note: str | None = None
+        self,
+        exception_id: str,
+        action: ResolveAction,
+        *,
+        actor: str,
+        note: str | None = None,
+        also: Recorded | None = None,
     ) -> ExceptionRecord:
         """Act on an unresolved exception; ExceptionNotFound, ExceptionClosed, or
-        ActionNotApplicable when the action does not fit it."""
+        ActionNotApplicable when the action does not fit it. `also` runs in the transaction
+        that records the outcome on the exception."""
         if action is ResolveAction.RETRY:
             return await self.store.write(
-                lambda uow: repo.retry_step(uow, exception_id, actor=actor, note=note)
+                lambda uow: _then(
+                    uow, repo.retry_step(uow, exception_id, actor=actor, note=note), also
+                )
             )
         if action in (ResolveAction.FIXED_BY_HAND, ResolveAction.IGNORE):
             status = (
@@ -113,20 +142,28 @@ class ExceptionQueue:
                 if action is ResolveAction.IGNORE
                 else ExceptionStatus.RESOLVED
             )
-            return await self._close(exception_id, status, action, actor, note)
+            return await self._close(exception_id, status, action, actor, note, also=also)
         record = await self._unresolved(exception_id)
         if action is ResolveAction.CANCEL:
             await self._cancel_order(record, actor, note)
             return await self._close(
-                exception_id, ExceptionStatus.RESOLVED, action, actor, note, already_closed_ok=True
+                exception_id,
+                ExceptionStatus.RESOLVED,
+                action,
+                actor,
+                note,
+                already_closed_ok=True,
+                also=also,
             )
         handler = self._actions.get(action)
         if handler is None:
             raise ActionNotApplicable(f"{action.value} is not available in this gateway")
         outcome = await handler(record, actor, note)
         if outcome is ExceptionStatus.ACKNOWLEDGED:
-            return await self.acknowledge(exception_id, actor=actor, note=note)
-        return await self._close(exception_id, outcome, action, actor, note, already_closed_ok=True)
+            return await self.acknowledge(exception_id, actor=actor, note=note, also=also)
+        return await self._close(
+            exception_id, outcome, action, actor, note, already_closed_ok=True, also=also
+        )
 
     async def _unresolved(self, exception_id: str) -> ExceptionRecord:
         record = await self.require(exception_id)
@@ -143,16 +180,21 @@ class ExceptionQueue:
         note: str | None,
         *,
         already_closed_ok: bool = False,
+        also: Recorded | None = None,
     ) -> ExceptionRecord:
         return await self.store.write(
-            lambda uow: repo.close_exception(
+            lambda uow: _then(
                 uow,
-                exception_id,
-                status=status,
-                action=action.value,
-                actor=actor,
-                note=note,
-                already_closed_ok=already_closed_ok,
+                repo.close_exception(
+                    uow,
+                    exception_id,
+                    status=status,
+                    action=action.value,
+                    actor=actor,
+                    note=note,
+                    already_closed_ok=already_closed_ok,
+                ),
+                also,
             )
         )
 

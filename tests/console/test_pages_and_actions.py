@@ -3,7 +3,6 @@ layer's services, carries the session's CSRF token, and lands in the audit log."
 
 from __future__ import annotations
 
-import logging
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +19,7 @@ from gateway_infra.settings import Settings
 from gateway_infra.tables import outbox
 from gateway_infra.unit_of_work import UnitOfWork
 from process_api.audit import AuditLog
+from process_api.console import app as console_app
 from process_api.exceptions import open_exception
 from tests.conftest import (
     INTERNAL_SCOPES,
@@ -159,34 +159,37 @@ async def test_acknowledging_and_resolving_go_through_the_queue_and_are_audited(
     assert "exception.resolve.fixed_by_hand" in shown.text
 
 
-async def test_an_action_whose_audit_entry_cannot_be_written_still_reports_its_outcome(
-    gateway: Gateway,
-    signed_in: httpx.AsyncClient,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+async def test_an_action_whose_audit_entry_cannot_be_written_is_not_carried_out(
+    gateway: Gateway, signed_in: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The queue has acknowledged the exception by then (its history names the operator): an
-    error page would invite a retry, which the queue refuses as already done."""
+    """The entry is written in the transaction that records the action on the exception: an
+    action is never kept without its audit entry (the operator sees an error and may retry)."""
     exception_id = await raise_exception(gateway, code="a", channel="webshop")
     page = await signed_in.get(f"/ops/exceptions/{exception_id}")
 
-    async def unavailable(self: AuditLog, **entry: object) -> None:
-        raise OSError("audit store unavailable")
+    def unavailable(uow: UnitOfWork, **entry: object) -> None:
+        raise OSError("audit log unavailable")
 
-    monkeypatch.setattr(AuditLog, "record", unavailable)
-    with caplog.at_level(logging.ERROR, logger="gateway.console"):
-        acknowledged = await signed_in.post(
-            f"/ops/exceptions/{exception_id}/acknowledge",
-            data={"csrf_token": form_token(page.text)},
-        )
+    monkeypatch.setattr(console_app, "audit_entry", unavailable)
+    refused = await signed_in.post(
+        f"/ops/exceptions/{exception_id}/acknowledge",
+        data={"csrf_token": form_token(page.text)},
+    )
 
-    assert acknowledged.status_code == 303
-    assert acknowledged.headers["location"].endswith("?notice=acknowledged")
-    record = await gateway.exceptions.get(exception_id)
-    assert record is not None and record.status.value == "acknowledged"
-    [logged] = [r for r in caplog.records if r.name == "gateway.console"]
-    assert "audit entry of a console action not recorded" in logged.getMessage()
-    assert logged.exc_info is not None
+    assert refused.status_code == 500, refused.text
+    record = await gateway.exceptions.require(exception_id)
+    assert record.status.value == "open"
+    assert [h.action for h in record.history] == ["raised"]
+    assert await AuditLog(gateway.store).entries(subject=f"exception/{exception_id}") == []
+
+    monkeypatch.undo()
+    retried = await signed_in.post(
+        f"/ops/exceptions/{exception_id}/acknowledge",
+        data={"csrf_token": form_token(page.text)},
+    )
+    assert retried.status_code == 303
+    entries = await AuditLog(gateway.store).entries(subject=f"exception/{exception_id}")
+    assert [(e.actor, e.action) for e in entries] == [("operator:alice", "exception.acknowledged")]
 
 
 @pytest.mark.parametrize("token", ["", "forged-token"])
