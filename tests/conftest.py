@@ -1,8 +1,8 @@
 """Fixtures shared by the whole suite: isolated databases, a moved clock, wired gateways.
 
 Database tests run on SQLite, and again on PostgreSQL when TEST_DATABASE_URL is set (each test in
-a schema of its own). A group whose real service is missing is skipped with a hint, except under
-CI=true, where that skip is a failure.
+a schema of its own, in a database of the test process: tests/databases.py). A group whose real
+service is missing is skipped with a hint, except under CI=true, where that skip is a failure.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,16 +22,15 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import create_engine, text
 
 from gateway import Gateway, build_app, build_gateway
-from gateway_infra import schema_migrations
 from gateway_infra.auth.clients import ClientKind
 from gateway_infra.auth.scopes import PROCESS_SCOPES, SYSTEM_SCOPES
 from gateway_infra.clock import Clock, ManualClock
-from gateway_infra.database import Database, normalise_url
 from gateway_infra.settings import Settings
 from tests.contract import reporting as contract_reporting
+from tests.databases import PostgresSchemas, SqliteTemplate, Unavailable
+from tests.databases import migrate as migrate  # what tests of the migrations run
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -49,14 +47,12 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
-@contextlib.contextmanager
-def provisioned_database(kind: str, tmp_path: Path) -> Iterator[str]:
-    """An empty, migrated database for one test: a SQLite file, or a PostgreSQL schema."""
-    if kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'gateway.db'}"
-        migrate(url)
-        yield url
-        return
+SQLITE_TEMPLATE = SqliteTemplate()
+_postgres: dict[str, PostgresSchemas] = {}
+
+
+def postgres_schemas() -> PostgresSchemas:
+    """This test process's PostgreSQL database for tests (skip or fail when there is none)."""
     base = os.environ.get("TEST_DATABASE_URL")
     if not base:
         skip_or_fail(
@@ -64,23 +60,45 @@ def provisioned_database(kind: str, tmp_path: Path) -> Iterator[str]:
             "TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test"
         )
     assert base is not None
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(normalise_url(base))
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:  # noqa: BLE001 - any connection failure means no usable server
-        admin.dispose()
-        skip_or_fail(f"PostgreSQL at TEST_DATABASE_URL is not reachable: {exc}")
-    separator = "&" if "?" in base else "?"
-    url = f"{base}{separator}options=-csearch_path%3D{schema}"
-    try:
-        migrate(url)
+    if base not in _postgres:
+        try:
+            _postgres[base] = PostgresSchemas(base)
+        except Unavailable as exc:
+            skip_or_fail(str(exc))
+    return _postgres[base]
+
+
+def pytest_sessionfinish() -> None:
+    SQLITE_TEMPLATE.close()
+    while _postgres:
+        _postgres.popitem()[1].close()
+
+
+def migrated_sqlite(path: Path) -> str:
+    """A migrated SQLite database at path (a copy of this process's template); its URL."""
+    return SQLITE_TEMPLATE.copy_to(path)
+
+
+@contextlib.contextmanager
+def provisioned_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """A migrated database for one test, equal to a freshly migrated one (tests/databases.py):
+    a SQLite file, or a PostgreSQL schema."""
+    if kind == "sqlite":
+        yield migrated_sqlite(tmp_path / "gateway.db")
+        return
+    with postgres_schemas().migrated() as url:
         yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+
+
+@contextlib.contextmanager
+def empty_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """A database without tables, for tests of the migrations: a new SQLite file, or a
+    PostgreSQL schema."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    with postgres_schemas().empty() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -88,14 +106,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     """Each database test runs on SQLite, and on PostgreSQL when TEST_DATABASE_URL is set."""
     with provisioned_database(request.param, tmp_path) as url:
         yield url
-
-
-def migrate(url: str) -> None:
-    database = Database(url)
-    try:
-        schema_migrations.upgrade(database)
-    finally:
-        database.dispose()
 
 
 @pytest.fixture

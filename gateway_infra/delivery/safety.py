@@ -11,8 +11,10 @@ environment are ignored. Loopback may be allowed for tests and local use.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,15 +184,22 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's TLS settings (certificates verified against the host name, the environment's
+    certificate files ignored), made once: loading the CA bundle costs tens of milliseconds."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class PinnedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport on a connection pool whose every connection is checked and pinned."""
 
     def __init__(self, policy: AddressPolicy, *, max_connections: int = 100) -> None:
-        super().__init__(trust_env=False)
+        super().__init__(verify=_tls_context(), trust_env=False)
         # httpx builds its pool without a way to pass a network backend: replace it with one
         # that has ours (same TLS settings: certificates verified against the host name).
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=_tls_context(),
             max_connections=max_connections,
             max_keepalive_connections=max_connections // 5 or 1,
             keepalive_expiry=30.0,

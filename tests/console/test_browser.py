@@ -37,7 +37,7 @@ from tests.conftest import (
     INTERNAL_SCOPES,
     TEST_ENVIRONMENT,
     GatewayProcess,
-    migrate,
+    migrated_sqlite,
     register_and_authorize,
     skip_or_fail,
 )
@@ -167,8 +167,7 @@ def wait_for_dead_letters(url: str, timeout: float = 60) -> int:
 def test_an_operator_signs_in_filters_the_queue_and_replays_a_dead_letter(
     chromium: Any, receiver: Receiver, tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'console.db'}"
-    migrate(url)
+    url = migrated_sqlite(tmp_path / "console.db")
     receiver.failing = True
     settings = Settings(
         database_url=url,

@@ -12,7 +12,7 @@ from gateway import cmd_operators, parser
 from gateway_infra.database import Database
 from gateway_infra.settings import Settings
 from process_api.tables import audit_log, operators
-from tests.conftest import migrate
+from tests.conftest import migrated_sqlite
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *args: str, database_url: str) -> tuple[int, str, str]:
@@ -26,8 +26,7 @@ def _cli(capsys: pytest.CaptureFixture[str], *args: str, database_url: str) -> t
 def test_operators_are_added_with_a_hashed_password_listed_and_disabled(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'ops.db'}"
-    migrate(url)
+    url = migrated_sqlite(tmp_path / "ops.db")
 
     monkeypatch.setenv("GATEWAY_OPERATOR_PASSWORD", "a long enough secret")
     added = _cli(

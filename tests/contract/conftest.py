@@ -21,7 +21,7 @@ from gateway_infra.unit_of_work import UnitOfWork
 from process_api.channels.demo import DEMO_CHANNEL_PROFILES
 from system_api.erp.embedded import upsert_products
 from system_api.wms.embedded import ensure_warehouse
-from tests.conftest import INTERNAL_SCOPES, migrate, start_gateway
+from tests.conftest import INTERNAL_SCOPES, migrated_sqlite, start_gateway
 from tests.contract.documents import PARTNER_DOCUMENTS, contract_settings
 from tests.contract.reporting import REPORT_KEY
 
@@ -124,8 +124,7 @@ def contract_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Contr
     """A gateway with products, stock, channel profiles and a shipped order, so that valid
     requests can succeed; a partner client of the webshop and an internal client holding every
     process and system scope."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('contract') / 'gateway.db'}"
-    migrate(url)
+    url = migrated_sqlite(tmp_path_factory.mktemp("contract") / "gateway.db")
     gateway = start_gateway(contract_settings(url), ManualClock())
     runtime = ContractRuntime(gateway=gateway, app=build_app(gateway, run_background=False))
     for document in ("system", "process", *PARTNER_DOCUMENTS):

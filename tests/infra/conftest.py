@@ -10,7 +10,7 @@ import pytest
 from gateway_infra.clock import ManualClock
 from gateway_infra.database import Database
 from gateway_infra.unit_of_work import Store
-from tests.conftest import migrate
+from tests.conftest import migrated_sqlite
 
 
 @pytest.fixture
@@ -28,8 +28,6 @@ def store(database: Database, clock: ManualClock) -> Store:
 @pytest.fixture
 def sqlite_database(tmp_path: Path) -> Iterator[Database]:
     """For behaviour only SQLite has (PRAGMAs, BEGIN IMMEDIATE): never a PostgreSQL run."""
-    url = f"sqlite:///{tmp_path / 'sqlite-only.db'}"
-    migrate(url)
-    db = Database(url)
+    db = Database(migrated_sqlite(tmp_path / "sqlite-only.db"))
     yield db
     db.dispose()

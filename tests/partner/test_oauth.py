@@ -269,10 +269,9 @@ async def test_a_token_from_another_issuer_is_refused(
 async def test_a_token_signed_by_an_unknown_key_is_refused(
     tmp_path: Any, clock: ManualClock, anonymous: httpx.AsyncClient
 ) -> None:
-    from tests.conftest import migrate
+    from tests.conftest import migrated_sqlite
 
-    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
-    migrate(url)
+    url = migrated_sqlite(tmp_path / "elsewhere.db")
     elsewhere = start_gateway(make_settings(url), clock)
     try:
         record, secret = elsewhere.clients.add(

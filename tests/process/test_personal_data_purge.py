@@ -25,7 +25,7 @@ from process_api import personal_data
 from process_api.personal_data import PURGE_KIND
 from process_api.tables import orders as orders_table
 from process_api.tables import returns as returns_table
-from tests.conftest import make_settings, migrate, start_gateway
+from tests.conftest import make_settings, migrated_sqlite, start_gateway
 from tests.factories import line, order_payload, seed_products
 
 RETENTION = timedelta(days=90)
@@ -246,8 +246,7 @@ def run_command(*args: str, settings: Settings, capsys: pytest.CaptureFixture[st
 async def test_the_purge_command_reports_counts_and_can_only_count(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'purge.db'}"
-    migrate(url)
+    url = migrated_sqlite(tmp_path / "purge.db")
     settings = make_settings(url)
     # An order placed, and cancelled, long ago by the command's real clock.
     built = start_gateway(settings, ManualClock())
