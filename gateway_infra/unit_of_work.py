@@ -20,7 +20,7 @@ from gateway_infra.bulk import driver_value, insert_rows
 from gateway_infra.clock import Clock
 from gateway_infra.correlation import current_correlation_id
 from gateway_infra.database import Database
-from gateway_infra.envelopes import EnvelopeTemplate, new_event_ids
+from gateway_infra.envelopes import SharedFields, new_event_ids
 from gateway_infra.tables import outbox
 
 T = TypeVar("T")
@@ -41,9 +41,7 @@ class UnitOfWork:
     order_of: OrderOfEvent | None = None
     event_orders: dict[str, str] = field(default_factory=dict)
     """The order each emitted event concerns, by event id (for the outbox's order_id)."""
-    _templates: dict[tuple[str, int, str], EnvelopeTemplate] = field(
-        default_factory=dict, repr=False
-    )
+    _shared: dict[tuple[str, int, str], SharedFields] = field(default_factory=dict, repr=False)
     committed: list[Callable[[], None]] = field(default_factory=list)
     """Called, in order, once this transaction has committed (never when it rolls back)."""
 
@@ -97,12 +95,12 @@ class UnitOfWork:
         object); they share this transaction's instant and correlation id, like emit()'s.
 
         For units of work that emit events by the hundred thousand (a full availability
-        publication): the envelope is built from a template validated once and the rows go to
-        the driver in one call. The events concern no order: the order finder is not asked."""
+        publication): the fields they share are validated once and the rows go to the driver in
+        one call. The events concern no order: the order finder is not asked."""
         self.flush_events()
-        template = self._templates.get((type, version, source))
-        if template is None:
-            template = self._templates[(type, version, source)] = EnvelopeTemplate(
+        shared = self._shared.get((type, version, source))
+        if shared is None:
+            shared = self._shared[(type, version, source)] = SharedFields(
                 type=type,
                 version=version,
                 occurred_at=self.now,
@@ -114,19 +112,18 @@ class UnitOfWork:
         ids = new_event_ids(len(batch))
         occurred_at = driver_value(self.conn, outbox.c.occurred_at, self.now)
         correlation_id = self.correlation_id
-        render, channel_json = template.render, template.channel_json
+        subject_of, channel_of = shared.subject, shared.channel
         insert_rows(
             self.conn,
             outbox,
             (
                 *("event_id", "type", "version", "source", "subject", "channel"),
-                *("correlation_id", "causation_id", "occurred_at", "envelope"),
+                *("correlation_id", "causation_id", "occurred_at", "data"),
             ),
             (
                 (
-                    *(event_id, type, version, source, subject, channel),
-                    *(correlation_id, correlation_id, occurred_at),
-                    render(event_id, subject, channel_json(channel), data),
+                    *(event_id, type, version, source, subject_of(subject), channel_of(channel)),
+                    *(correlation_id, correlation_id, occurred_at, data),
                 )
                 for event_id, (subject, channel, data) in zip(ids, batch, strict=True)
             ),
@@ -163,7 +160,7 @@ def write_outbox(
                 "order_id": orders.get(str(event.id)),
                 "origin_correlation_id": event.origin_correlation_id,
                 "occurred_at": event.occurred_at,
-                "envelope": event.model_dump(mode="json"),
+                "data": event.model_dump(mode="json", include={"data"})["data"],
             }
             for event in events
         ],

@@ -188,7 +188,7 @@ def _event_rows(count: int) -> list[dict[str, Any]]:
                 "correlation_id": None,
                 "causation_id": None,
                 "occurred_at": event.occurred_at,
-                "envelope": event.model_dump(mode="json"),
+                "data": event.data,
             }
         )
     return rows

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import MetaData
+from sqlalchemy import JSON, Integer, MetaData, String, column, insert, select
 
+from contracts import EventEnvelope
 from gateway import ALL_METADATA
+from gateway_infra import schema_migrations
+from gateway_infra.columns import UtcDateTime
 from gateway_infra.database import Database
+from gateway_infra.outbox import ENVELOPE_COLUMNS, envelope_of
+from gateway_infra.tables import outbox
 from tests.conftest import migrate
 
 
@@ -32,3 +41,114 @@ def test_the_migrated_schema_matches_the_table_definitions(database_url: str) ->
         database.dispose()
 
     assert differences == []
+
+
+def _migrate_to(database: Database, revision: str) -> None:
+    config = schema_migrations.alembic_config()
+    with database.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        if revision == "heads":
+            command.upgrade(config, revision)
+        else:
+            command.downgrade(config, revision)
+
+
+_OLD_OUTBOX = sa.table(
+    "infra_outbox",
+    column("id", Integer),
+    column("event_id", String),
+    column("type", String),
+    column("version", Integer),
+    column("source", String),
+    column("subject", String),
+    column("channel", String),
+    column("correlation_id", String),
+    column("causation_id", String),
+    column("order_id", String),
+    column("origin_correlation_id", String),
+    column("occurred_at", UtcDateTime()),
+    column("envelope", JSON),
+    column("position", Integer),
+)
+
+
+def _events() -> list[EventEnvelope]:
+    return [
+        EventEnvelope(
+            type="order.accepted",
+            occurred_at=datetime(2026, 11, 28, 1, 2, 3, tzinfo=UTC),
+            correlation_id="req-1",
+            causation_id="req-0",
+            origin_correlation_id="req-origin",
+            source="process_api.orders",
+            subject="order/ord_1",
+            channel="webshop",
+            data={"order_id": "ord_1", "note": 'Grüße, "quoted" \\ text', "lines": [1, 2.5]},
+        ),
+        EventEnvelope(
+            type="availability.changed",
+            occurred_at=datetime(2026, 11, 28, 1, 2, 3, 120000, tzinfo=UTC),
+            source="process_api.inventory",
+            subject="availability/nordic/MUG",
+            channel="nordic",
+            data={"sku": "MUG", "channel": "nordic", "quantity": 4, "previous": None},
+        ),
+        EventEnvelope(
+            type="inventory.shortfall",
+            occurred_at=datetime(2026, 11, 28, 1, 2, 3, 1, tzinfo=UTC),
+            correlation_id="req-2",
+            causation_id="req-2",
+            source="process_api.inventory",
+            subject="inventory/MUG",
+            data={},
+        ),
+    ]
+
+
+def test_the_slimmer_outbox_migration_keeps_every_events_envelope_both_ways(
+    database_url: str,
+) -> None:
+    database = Database(database_url)
+    try:
+        _migrate_to(database, "0018")
+        events = _events()
+        expected = [event.model_dump(mode="json") for event in events]
+        with database.engine.begin() as conn:
+            conn.execute(
+                insert(_OLD_OUTBOX),
+                [
+                    {
+                        "event_id": str(event.id),
+                        **event.model_dump(
+                            include={
+                                *("type", "version", "source", "subject", "channel"),
+                                *("correlation_id", "causation_id", "origin_correlation_id"),
+                                "occurred_at",
+                            }
+                        ),
+                        "order_id": "ord_1" if n == 0 else None,
+                        "envelope": envelope,
+                        "position": n + 1 if n < 2 else None,
+                    }
+                    for n, (event, envelope) in enumerate(zip(events, expected, strict=True))
+                ],
+            )
+
+        _migrate_to(database, "heads")
+        with database.engine.connect() as conn:
+            rows = conn.execute(select(*ENVELOPE_COLUMNS).order_by(outbox.c.id)).all()
+        rebuilt = [envelope_of(row) for row in rows]
+        assert rebuilt == expected
+        assert [list(envelope or {}) for envelope in rebuilt] == [list(e) for e in expected]
+
+        _migrate_to(database, "0018")
+        with database.engine.connect() as conn:
+            stored = [
+                row.envelope
+                for row in conn.execute(select(_OLD_OUTBOX.c.envelope).order_by(_OLD_OUTBOX.c.id))
+            ]
+        assert stored == expected
+        assert [list(envelope) for envelope in stored] == [list(e) for e in expected]
+        _migrate_to(database, "heads")
+    finally:
+        database.dispose()
