@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import JSON, Integer, MetaData, String, column, insert, select
+from sqlalchemy import JSON, Integer, MetaData, String, column, insert, inspect, select
 
 from contracts import EventEnvelope
 from gateway import ALL_METADATA
@@ -41,6 +42,27 @@ def test_the_migrated_schema_matches_the_table_definitions(database_url: str) ->
         database.dispose()
 
     assert differences == []
+
+
+def test_sqlite_tables_keep_their_rows_as_the_definitions_say(tmp_path: Path) -> None:
+    """WITHOUT ROWID where a table says so (compare_metadata does not compare table options)."""
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    migrate(url)
+    database = Database(url)
+    try:
+        inspector = inspect(database.engine)
+        stored = {
+            name: inspector.get_table_options(name).get("sqlite_with_rowid", True)
+            for name in every_table().tables
+        }
+    finally:
+        database.dispose()
+
+    assert stored == {
+        name: table.dialect_options["sqlite"]["with_rowid"]
+        for name, table in every_table().tables.items()
+    }
+    assert stored["proc_published_availability"] is False
 
 
 def _migrate_to(database: Database, revision: str) -> None:
@@ -105,7 +127,24 @@ def _events() -> list[EventEnvelope]:
     ]
 
 
-def test_the_slimmer_outbox_migration_keeps_every_events_envelope_both_ways(
+_PUBLISHED = sa.table(
+    "proc_published_availability",
+    column("channel", String),
+    column("sku", String),
+    column("quantity", Integer),
+    column("published_at", UtcDateTime()),
+    column("event_id", String),
+    column("confirmed_at", UtcDateTime()),
+)
+
+
+def _published_values(database: Database) -> list[tuple[object, ...]]:
+    with database.engine.connect() as conn:
+        query = select(_PUBLISHED).order_by(_PUBLISHED.c.channel, _PUBLISHED.c.sku)
+        return [tuple(row) for row in conn.execute(query)]
+
+
+def test_the_slimmer_publication_rows_migration_keeps_every_event_and_value_both_ways(
     database_url: str,
 ) -> None:
     database = Database(database_url)
@@ -134,7 +173,18 @@ def test_the_slimmer_outbox_migration_keeps_every_events_envelope_both_ways(
                 ],
             )
 
+        sent = datetime(2026, 11, 28, 1, 2, 3, 4, tzinfo=UTC)
+        values = [
+            ("nordic", "MUG", 4, sent, str(events[1].id), None),
+            ("webshop", "MUG", 0, sent, str(events[0].id), sent),
+            ("webshop", "PLATE", 12, sent, str(events[2].id), None),
+        ]
+        with database.engine.begin() as conn:
+            names = _PUBLISHED.c.keys()
+            conn.execute(insert(_PUBLISHED), [dict(zip(names, v, strict=True)) for v in values])
+
         _migrate_to(database, "heads")
+        assert _published_values(database) == values
         with database.engine.connect() as conn:
             rows = conn.execute(select(*ENVELOPE_COLUMNS).order_by(outbox.c.id)).all()
         rebuilt = [envelope_of(row) for row in rows]
@@ -149,6 +199,7 @@ def test_the_slimmer_outbox_migration_keeps_every_events_envelope_both_ways(
             ]
         assert stored == expected
         assert [list(envelope) for envelope in stored] == [list(e) for e in expected]
+        assert _published_values(database) == values
         _migrate_to(database, "heads")
     finally:
         database.dispose()

@@ -1,6 +1,8 @@
-"""slimmer event rows: the outbox keeps each event's data, not an envelope that repeated its
-columns; its indexes on positions and orders cover only the rows that have one, and the index on
-(channel, id) that no query used is gone
+"""slimmer publication rows: the outbox keeps each event's data, not an envelope that repeated
+its columns; its indexes on positions and orders cover only the rows that have one, and the index
+on (channel, id) that no query used is gone; on SQLite the published values are one B-tree keyed
+by (channel, SKU) (WITHOUT ROWID) instead of a table and the index of its key, and their index of
+unconfirmed values is gone
 
 Not additive: replicas of the previous release read and write the envelope column, so stop them
 before applying it (docs/decisions/0017-slimmer-publication-rows.md).
@@ -45,7 +47,25 @@ def _partial(condition: str) -> dict[str, sa.TextClause]:
     return {"sqlite_where": sa.text(condition), "postgresql_where": sa.text(condition)}
 
 
+def _published(*, slimmer: bool) -> None:
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    with op.batch_alter_table(
+        "proc_published_availability",
+        recreate="always" if sqlite else "auto",
+        table_kwargs={"sqlite_with_rowid": not slimmer} if sqlite else {},
+    ) as batch:
+        if slimmer:
+            batch.drop_index("ix_proc_published_availability_unconfirmed")
+        else:
+            batch.create_index(
+                "ix_proc_published_availability_unconfirmed",
+                ["channel", "confirmed_at"],
+                unique=False,
+            )
+
+
 def upgrade() -> None:
+    _published(slimmer=True)
     with op.batch_alter_table("infra_outbox") as batch:
         batch.add_column(sa.Column("data", sa.JSON(), nullable=True))
     if op.get_bind().dialect.name == "postgresql":
@@ -80,6 +100,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    _published(slimmer=False)
     with op.batch_alter_table("infra_outbox") as batch:
         batch.add_column(sa.Column("envelope", sa.JSON(), nullable=True))
     if op.get_bind().dialect.name == "postgresql":
