@@ -252,11 +252,9 @@ def emit_bulk(uow: UnitOfWork) -> list[str]:
     return uow.emit_many(
         "stock.counted",
         source="test",
-        events=[
-            ("item/1", "webshop", '{"sku": "MUG", "count": 3}'),
-            ('item/"2" caf\u00e9', None, '{"sku": "caf\\u00e9 \\"2\\"", "count": null}'),
-            ("item/3", "amazon_de", "{}"),
-        ],
+        subjects=["item/1", 'item/"2" caf\u00e9', "item/3"],
+        channels=["webshop", None, "amazon_de"],
+        data=['{"sku": "MUG", "count": 3}', '{"sku": "caf\\u00e9 \\"2\\"", "count": null}', "{}"],
     )
 
 
@@ -312,6 +310,32 @@ async def test_events_emitted_many_at_once_follow_those_emitted_before_with_time
     assert sorted(more) == more
 
 
+async def test_events_emitted_many_at_once_are_stored_in_their_order_however_many_they_are(
+    store: Store, clock: ManualClock, correlation_id: str
+) -> None:
+    count = 1234  # several multi-row statements on SQLite, the last one shorter
+
+    def emit(uow: UnitOfWork) -> list[str]:
+        return uow.emit_many(
+            "stock.counted",
+            source="test",
+            subjects=[f"item/{n}" for n in range(count)],
+            channels=["webshop" if n % 3 else None for n in range(count)],
+            data=[f'{{"n": {n}}}' for n in range(count)],
+        )
+
+    ids = await store.write(emit)
+
+    rows = await store.read(outbox_rows)
+    assert [r.event_id for r in rows] == ids
+    assert [(r.subject, r.channel, r.data) for r in rows] == [
+        (f"item/{n}", "webshop" if n % 3 else None, {"n": n}) for n in range(count)
+    ]
+    assert {
+        (r.type, r.version, r.source, r.correlation_id, r.causation_id, r.occurred_at) for r in rows
+    } == {("stock.counted", 1, "test", correlation_id, correlation_id, clock.now())}
+
+
 async def test_events_emitted_many_at_once_roll_back_with_their_unit_of_work(
     store: Store,
 ) -> None:
@@ -343,7 +367,11 @@ async def test_events_emitted_many_at_once_refuse_what_the_envelope_refuses(
     with pytest.raises(ValueError):
         await store.write(
             lambda uow: uow.emit_many(
-                "stock.counted", source="test", events=[(subject, channel, "{}")]
+                "stock.counted",
+                source="test",
+                subjects=[subject],
+                channels=[channel],
+                data=["{}"],
             )
         )
 

@@ -14,7 +14,7 @@ from gateway_infra.tables import outbox, timers
 from gateway_infra.unit_of_work import Store
 from process_api.inventory import (
     Position,
-    Published,
+    Publication,
     Shortfall,
     position,
     publish_changes,
@@ -70,7 +70,7 @@ def order_id(channel_order_id: str) -> str:
 
 def publish(
     store: Store, channel_profiles: Mapping[str, ChannelProfile], skus: Sequence[str] | None = None
-) -> list[Published]:
+) -> Publication:
     return store.write_sync(lambda uow: publish_changes(uow, profiles=channel_profiles, skus=skus))
 
 
