@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
+from psycopg.abc import Transformer as TransformerProtocol
+from psycopg.adapt import PyFormat, Transformer
 from sqlalchemy import Column, Connection, Table
 
 __all__ = ["driver_value", "insert_rows"]
@@ -65,6 +67,10 @@ def insert_rows(
 def _copy(
     cursor: Any, statement: str, rows: Iterable[Sequence[Any]], shared: tuple[Any, ...]
 ) -> None:
+    # The shared values as COPY's text takes them, dumped once (a datetime dumped per row cost
+    # more than the rest of the row).
+    adapt = Transformer.from_context(cursor)
+    shared = tuple(_copy_text(adapt, value) for value in shared)
     with cursor.copy(statement) as copy:
         write = copy.write_row
         if shared:
@@ -73,6 +79,15 @@ def _copy(
         else:
             for row in rows:
                 write(row)
+
+
+def _copy_text(adapt: TransformerProtocol, value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    dumped = adapt.get_dumper(value, PyFormat.TEXT).dump(value)
+    if dumped is None:
+        return None
+    return bytes(dumped).decode()
 
 
 _SQLITE_ROWS_PER_STATEMENT = 100

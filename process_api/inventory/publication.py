@@ -136,7 +136,7 @@ def _chunks_with_stock(
     if skus is not None:
         for chunk in chunked(sorted(set(skus))):
             found = conn.execute(select(*columns).where(positions.c.sku.in_(chunk)))
-            stock = {row.sku: (row.on_hand, row.reserved) for row in found}
+            stock = {sku: (on_hand, reserved) for sku, on_hand, reserved in found}
             yield chunk, stock, published.c.sku.in_(chunk)
         return
     after: str | None = None
@@ -147,8 +147,8 @@ def _chunks_with_stock(
         rows = conn.execute(query).all()
         if not rows:
             return
-        chunk = [row.sku for row in rows]
-        stock = {row.sku: (row.on_hand, row.reserved) for row in rows}
+        stock = {sku: (on_hand, reserved) for sku, on_hand, reserved in rows}
+        chunk = list(stock)
         # A sweep's chunk is a run of consecutive SKUs: a range reads its published rows.
         yield chunk, stock, published.c.sku.between(chunk[0], chunk[-1])
         after = chunk[-1]
