@@ -24,7 +24,7 @@ from gateway_infra.database import dialect_insert
 from gateway_infra.delivery.models import DeliveryState
 from gateway_infra.delivery.relay import CURSOR_NAME
 from gateway_infra.delivery.tables import deliveries, relay_cursors
-from gateway_infra.outbox import watermark_name
+from gateway_infra.outbox import last_position, watermark_name
 from gateway_infra.scheduler import Recurring
 from gateway_infra.tables import outbox, outbox_purges
 from gateway_infra.unit_of_work import Store, UnitOfWork
@@ -40,8 +40,8 @@ def purge_batch(uow: UnitOfWork, *, cutoff: datetime, limit: int) -> int:
     """Delete up to `limit` purgeable events (oldest positions first) in the caller's unit of work
     and move the watermarks up to the highest positions deleted; how many were deleted."""
     conn = uow.conn
-    newest = conn.execute(select(func.max(outbox.c.position))).scalar_one_or_none()
-    if newest is None:
+    newest = last_position(conn)
+    if not newest:
         return 0
     relayed = conn.execute(
         select(relay_cursors.c.position).where(relay_cursors.c.name == CURSOR_NAME)

@@ -14,10 +14,14 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, text, update
+from pydantic import TypeAdapter
+from sqlalchemy import Connection, Label, Row, bindparam, func, select, text, update
 
 from contracts import EventEnvelope
+from contracts.common import UtcDateTime
 from gateway_infra.database import Database
 from gateway_infra.tables import outbox, outbox_purges
 
@@ -28,6 +32,42 @@ PURGE_WATERMARK = "events"
 """Row of infra_outbox_purges: the highest position purged (gateway_infra.event_retention)."""
 _SEQUENCER_LOCK = 0x5E0_0E7
 """PostgreSQL advisory lock key held by the sequencer while it numbers a batch."""
+
+
+ENVELOPE_FIELDS = tuple(EventEnvelope.model_fields)
+"""The envelope's fields in the contract's order: the order of its keys in JSON."""
+ENVELOPE_COLUMNS: tuple[Label[Any], ...] = tuple(
+    (outbox.c.event_id if name == "id" else outbox.c[name]).label(f"envelope_{name}")
+    for name in ENVELOPE_FIELDS
+)
+"""The outbox columns an event's envelope is made of, labelled envelope_<field> (select them
+with envelope_of; the labels keep them apart from other tables' columns in a join)."""
+AnyRow = Row[*tuple[Any, ...]]
+_KEYS = tuple((name, f"envelope_{name}") for name in ENVELOPE_FIELDS)
+_INSTANT = TypeAdapter(UtcDateTime)
+
+
+def envelope_of(row: AnyRow) -> dict[str, Any] | None:
+    """The envelope of the event in row (selected with ENVELOPE_COLUMNS) exactly as the model's
+    model_dump(mode="json") gives it, keys in the same order; None when the row has no event (an
+    outer join that found none)."""
+    found = row._mapping
+    if found["envelope_data"] is None:
+        return None
+    envelope = {name: found[label] for name, label in _KEYS}
+    occurred_at: datetime = envelope["occurred_at"]
+    envelope["occurred_at"] = _INSTANT.dump_python(occurred_at, mode="json")
+    return envelope
+
+
+def event_of(row: AnyRow) -> EventEnvelope:
+    """The event in row (selected with ENVELOPE_COLUMNS) as the contract's model."""
+    return EventEnvelope.model_validate(envelope_of(row))
+
+
+_LAST_POSITION = select(func.max(outbox.c.position)).where(outbox.c.position.is_not(None))
+"""The highest position given (None before the first); the condition lets the partial index on
+positions answer it."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +94,7 @@ def sequence_pending(conn: Connection, *, limit: int = SEQUENCE_BATCH) -> int:
     )
     if not ids:
         return 0
-    last = conn.execute(select(func.coalesce(func.max(outbox.c.position), 0))).scalar_one()
+    last = last_position(conn)
     conn.execute(
         update(outbox)
         .where(outbox.c.id == bindparam("k_id"))
@@ -74,7 +114,7 @@ def read_after(
 ) -> list[SequencedEvent]:
     """Sequenced events after a position, in commit order; of one channel and some types."""
     query = (
-        select(outbox.c.position, outbox.c.envelope)
+        select(outbox.c.position, *ENVELOPE_COLUMNS)
         .where(outbox.c.position > after)
         .order_by(outbox.c.position)
         .limit(limit)
@@ -83,10 +123,7 @@ def read_after(
         query = query.where(outbox.c.channel == channel)
     if types is not None:
         query = query.where(outbox.c.type.in_(list(types)))
-    return [
-        SequencedEvent(row.position, EventEnvelope.model_validate(row.envelope))
-        for row in conn.execute(query)
-    ]
+    return [SequencedEvent(row.position, event_of(row)) for row in conn.execute(query)]
 
 
 def has_pending(conn: Connection) -> bool:
@@ -99,7 +136,7 @@ def has_pending(conn: Connection) -> bool:
 
 def last_position(conn: Connection) -> int:
     """The highest position given so far (0 before the first)."""
-    return int(conn.execute(select(func.coalesce(func.max(outbox.c.position), 0))).scalar_one())
+    return int(conn.execute(_LAST_POSITION).scalar_one() or 0)
 
 
 class Sequencer:

@@ -13,6 +13,7 @@ from gateway_infra.database import Database
 from gateway_infra.delivery.relay import CURSOR_NAME
 from gateway_infra.delivery.tables import deliveries, relay_cursors
 from gateway_infra.metrics import ScrapeSource
+from gateway_infra.outbox import last_position
 from gateway_infra.tables import outbox, timers
 
 
@@ -28,14 +29,14 @@ def infra_figures(database: Database) -> ScrapeSource:
             "Events written to the outbox and not yet given their feed position.",
             value=unsequenced,
         )
-        last = conn.execute(select(func.max(outbox.c.position))).scalar_one()
+        last = last_position(conn)
         relayed = conn.execute(
             select(relay_cursors.c.position).where(relay_cursors.c.name == CURSOR_NAME)
         ).scalar_one_or_none()
         relay_lag = GaugeMetricFamily(
             "gateway_webhook_relay_backlog_events",
             "Sequenced outbox events the webhook relay has not yet turned into deliveries.",
-            value=max(0, (last or 0) - (relayed or 0)),
+            value=max(0, last - (relayed or 0)),
         )
         by_state = GaugeMetricFamily(
             "gateway_webhook_deliveries",

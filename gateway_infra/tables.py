@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -37,10 +39,18 @@ metadata = layer_metadata()
 # BigInteger on PostgreSQL, INTEGER (the rowid alias) on SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
+
+def _where(condition: str) -> dict[str, Any]:
+    """The keyword arguments of a partial index on both databases."""
+    return {"postgresql_where": text(condition), "sqlite_where": text(condition)}
+
+
 outbox = Table(
     "infra_outbox",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
+    # The event's envelope is these columns and data, in the contract's field order (see
+    # gateway_infra.outbox.envelope_of): no field is stored twice.
     Column("event_id", String(36), nullable=False, unique=True),
     Column("type", String(100), nullable=False),
     Column("version", Integer, nullable=False),
@@ -54,20 +64,18 @@ outbox = Table(
     Column("order_id", String(40), nullable=True),
     Column("origin_correlation_id", String(128), nullable=True),
     Column("occurred_at", UtcDateTime(), nullable=False),
-    Column("envelope", JSON, nullable=False),
+    Column("data", JSON, nullable=False),
     # Commit order: assigned after commit by the one sequencer (see gateway_infra.outbox), so a
     # reader that pages by position never skips an event committed late with a lower id.
     Column("position", BigInteger, nullable=True),
-    Index("ix_infra_outbox_channel_id", "channel", "id"),
-    Index("ix_infra_outbox_order_id", "order_id", "id"),
-    Index("ix_infra_outbox_position", "position", unique=True),
-    Index("ix_infra_outbox_channel_position", "channel", "position"),
+    # Indexes only over the rows that have the value: an event is written without a position
+    # (and most without an order), and an entry per such row was work for nothing.
+    Index("ix_infra_outbox_order_id", "order_id", "id", **_where("order_id IS NOT NULL")),
+    Index("ix_infra_outbox_position", "position", unique=True, **_where("position IS NOT NULL")),
     Index(
-        "ix_infra_outbox_unsequenced",
-        "id",
-        postgresql_where=text("position IS NULL"),
-        sqlite_where=text("position IS NULL"),
+        "ix_infra_outbox_channel_position", "channel", "position", **_where("position IS NOT NULL")
     ),
+    Index("ix_infra_outbox_unsequenced", "id", **_where("position IS NULL")),
 )
 
 outbox_purges = Table(

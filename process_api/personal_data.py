@@ -134,15 +134,14 @@ def _lock_still_due(conn: Connection, cutoff: datetime, order_ids: list[str]) ->
 
 
 def _events_to_strip(conn: Connection, order_ids: list[str]) -> list[tuple[int, dict[str, Any]]]:
+    """The events of the orders whose data carries personal data: (row id, data stripped)."""
     changed: list[tuple[int, dict[str, Any]]] = []
     for row in conn.execute(
-        select(outbox.c.id, outbox.c.envelope).where(outbox.c.order_id.in_(order_ids))
+        select(outbox.c.id, outbox.c.data).where(outbox.c.order_id.in_(order_ids))
     ):
-        envelope = dict(row.envelope)
-        data, did = strip_personal_data(envelope.get("data") or {})
+        data, did = strip_personal_data(row.data or {})
         if did:
-            envelope["data"] = data
-            changed.append((row.id, envelope))
+            changed.append((row.id, data))
     return changed
 
 
@@ -192,10 +191,8 @@ def purge_batch(uow: UnitOfWork, cutoff: datetime) -> tuple[int, int, int]:
             .values(customer=None, shipping_address=None, personal_data_purged_at=uow.now)
         )
     events = _events_to_strip(uow.conn, order_ids) if order_ids else []
-    for event_row_id, envelope in events:
-        uow.conn.execute(
-            update(outbox).where(outbox.c.id == event_row_id).values(envelope=envelope)
-        )
+    for event_row_id, data in events:
+        uow.conn.execute(update(outbox).where(outbox.c.id == event_row_id).values(data=data))
     texts = _texts_to_mask(uow.conn, order_ids) if order_ids else []
     for table, key, masked in texts:
         uow.conn.execute(update(table).where(key).values(reason=masked))

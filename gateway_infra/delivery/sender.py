@@ -44,6 +44,7 @@ from gateway_infra.delivery.signing import signature_headers
 from gateway_infra.delivery.subscriptions import SOURCE, signing_secrets
 from gateway_infra.delivery.tables import attempts, deliveries, subscriptions
 from gateway_infra.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_LATENCY
+from gateway_infra.outbox import ENVELOPE_COLUMNS, envelope_of
 from gateway_infra.tables import outbox
 from gateway_infra.tracing import span
 from gateway_infra.unit_of_work import Store, UnitOfWork
@@ -200,7 +201,7 @@ class Sender:
                 s.c.secret,
                 s.c.previous_secret,
                 s.c.previous_secret_expires_at,
-                outbox.c.envelope,
+                *ENVELOPE_COLUMNS,
                 outbox.c.correlation_id,
                 outbox.c.origin_correlation_id,
                 outbox.c.type,
@@ -223,7 +224,7 @@ class Sender:
                 attempt=row.attempts,
                 series_started_at=row.series_started_at,
                 lease_token=token,
-                body=None if row.envelope is None else envelope_body(row.envelope),
+                body=None if (envelope := envelope_of(row)) is None else envelope_body(envelope),
                 correlation_id=row.correlation_id,
                 origin_correlation_id=row.origin_correlation_id,
                 event_type=row.type,

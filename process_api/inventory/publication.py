@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from itertools import compress, repeat
 
 from sqlalchemy import ColumnElement, Connection, bindparam, func, select, text, update
 
 from contracts.channel import AvailabilityPolicy, ChannelProfile
 from gateway_infra.bulk import driver_value, insert_rows
 from gateway_infra.unit_of_work import UnitOfWork
-from process_api.inventory.models import SOURCE, Published
+from process_api.inventory.models import SOURCE, Publication
 from process_api.inventory.repository import CHUNK, chunked
 from process_api.tables import inventory_positions as positions
 from process_api.tables import published_availability as published
@@ -49,15 +50,16 @@ def publish_changes(
     *,
     profiles: Mapping[str, ChannelProfile],
     skus: Iterable[str] | None = None,
-) -> list[Published]:
+) -> Publication:
     """Publish, for every channel, the SKUs whose available-to-sell differs from the last value
     sent (or that were never sent), one availability.changed event per (channel, SKU).
 
     skus=None goes through every position. A SKU with neither a position nor a value published
     to the channel is left alone.
     """
+    sent = Publication()
     if not profiles:
-        return []
+        return sent
     conn = uow.conn
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PUBLICATION_LOCK})
@@ -69,7 +71,6 @@ def publish_changes(
     channel_texts = [(channel, json.dumps(channel)) for channel in channels]
     # Most SKUs share a few (on hand, reserved) pairs: each pair's values are worked out once.
     values_of: dict[tuple[int, int], list[int]] = {}
-    changes: list[Published] = []
     for chunk, stock, in_chunk in _chunks_with_stock(conn, skus):
         last: dict[str, dict[str, int]] = {}
         for channel, sku, quantity in conn.execute(
@@ -78,8 +79,13 @@ def publish_changes(
             )
         ):
             last.setdefault(sku, {})[channel] = quantity
-        events: list[tuple[str, str, str]] = []
-        sent: list[tuple[str, str, int, int | None]] = []
+        # The chunk's values sent, column by column (no object or tuple per value).
+        to_channels: list[str] = []
+        to_skus: list[str] = []
+        quantities: list[int] = []
+        previous_values: list[int | None] = []
+        subjects: list[str] = []
+        payloads: list[str] = []
         for sku in chunk:
             held = stock.get(sku)
             before = last.get(sku, _NOTHING)
@@ -98,24 +104,27 @@ def publish_changes(
                 previous = before.get(channel)
                 if previous == quantity or (held is None and previous is None):
                     continue
-                events.append(
-                    (
-                        f"availability/{channel}/{sku}",
-                        channel,
-                        f'{{"sku": {sku_text}, "channel": {channel_text}, "quantity": {quantity},'
-                        f' "previous": {"null" if previous is None else previous}}}',
-                    )
+                to_channels.append(channel)
+                to_skus.append(sku)
+                quantities.append(quantity)
+                previous_values.append(previous)
+                subjects.append(f"availability/{channel}/{sku}")
+                payloads.append(
+                    f'{{"sku": {sku_text}, "channel": {channel_text}, "quantity": {quantity},'
+                    f' "previous": {"null" if previous is None else previous}}}'
                 )
-                sent.append((channel, sku, quantity, previous))
-        if not events:
+        if not subjects:
             continue
-        ids = uow.emit_many(AVAILABILITY_CHANGED, source=SOURCE, events=events)
-        changes.extend(
-            Published(channel, sku, quantity, previous, event_id)
-            for (channel, sku, quantity, previous), event_id in zip(sent, ids, strict=True)
+        ids = uow.emit_many(
+            AVAILABILITY_CHANGED,
+            source=SOURCE,
+            subjects=subjects,
+            channels=to_channels,
+            data=payloads,
         )
-        _store(uow, sent, ids)
-    return changes
+        _store(uow, to_channels, to_skus, quantities, previous_values, ids)
+        sent.extend(to_channels, to_skus, quantities, previous_values, ids)
+    return sent
 
 
 def _chunks_with_stock(
@@ -127,7 +136,7 @@ def _chunks_with_stock(
     if skus is not None:
         for chunk in chunked(sorted(set(skus))):
             found = conn.execute(select(*columns).where(positions.c.sku.in_(chunk)))
-            stock = {row.sku: (row.on_hand, row.reserved) for row in found}
+            stock = {sku: (on_hand, reserved) for sku, on_hand, reserved in found}
             yield chunk, stock, published.c.sku.in_(chunk)
         return
     after: str | None = None
@@ -138,31 +147,45 @@ def _chunks_with_stock(
         rows = conn.execute(query).all()
         if not rows:
             return
-        chunk = [row.sku for row in rows]
-        stock = {row.sku: (row.on_hand, row.reserved) for row in rows}
+        stock = {sku: (on_hand, reserved) for sku, on_hand, reserved in rows}
+        chunk = list(stock)
         # A sweep's chunk is a run of consecutive SKUs: a range reads its published rows.
         yield chunk, stock, published.c.sku.between(chunk[0], chunk[-1])
         after = chunk[-1]
 
 
-def _store(uow: UnitOfWork, sent: list[tuple[str, str, int, int | None]], ids: list[str]) -> None:
+def _store(
+    uow: UnitOfWork,
+    channels: list[str],
+    skus: list[str],
+    quantities: list[int],
+    previous_values: list[int | None],
+    ids: list[str],
+) -> None:
     """Keep the values sent: a row for a (channel, SKU) sent the first time, else its update."""
     conn, now = uow.conn, uow.now
-    published_at = driver_value(conn, published.c.published_at, now)
+    first = [previous is None for previous in previous_values]
     insert_rows(
         conn,
         published,
         ("channel", "sku", "quantity", "event_id", "published_at"),
-        (
-            (channel, sku, quantity, event_id, published_at)
-            for (channel, sku, quantity, previous), event_id in zip(sent, ids, strict=True)
-            if previous is None
+        compress(
+            zip(
+                channels,
+                skus,
+                quantities,
+                ids,
+                repeat(driver_value(conn, published.c.published_at, now)),
+            ),
+            first,
         ),
     )
     changed = [
         {"k_channel": channel, "k_sku": sku, "k_quantity": quantity, "k_id": event_id}
-        for (channel, sku, quantity, previous), event_id in zip(sent, ids, strict=True)
-        if previous is not None
+        for channel, sku, quantity, event_id, is_first in zip(
+            channels, skus, quantities, ids, first, strict=True
+        )
+        if not is_first
     ]
     if changed:
         conn.execute(

@@ -24,7 +24,7 @@ from process_api.inventory.models import (
     EXPIRY_TIMER,
     Consumption,
     Position,
-    Published,
+    Publication,
     Shortfall,
 )
 from process_api.inventory.read_cache import AvailabilityReadCache
@@ -139,14 +139,14 @@ class InventoryService:
         await self._publish_after(changed)
         return changed
 
-    async def sweep(self) -> list[Published]:
+    async def sweep(self) -> Publication:
         """Release every reservation past its expiry, then publish every value that differs
         from the last one sent. Repairs what a crash between a stock change and its
         publication, or a missed expiry timer, left undone; a no-op when all is in sync."""
         while await self.expire_due() == EXPIRE_BATCH:
             pass
         if self.profiles is None:
-            return []
+            return Publication()
         return await self.publish_changes()
 
     def sweep_job(self, every: timedelta) -> Recurring:
@@ -156,7 +156,7 @@ class InventoryService:
     async def _sweep_round(self) -> None:
         await self.sweep()
 
-    async def republish_channel(self, profile: ChannelProfile) -> list[Published]:
+    async def republish_channel(self, profile: ChannelProfile) -> Publication:
         """A channel's profile changed: publish whatever its new policy changes, for that
         channel only."""
         return await self.publish_changes(profiles={profile.channel: profile})
@@ -222,7 +222,7 @@ class InventoryService:
         *,
         skus: Iterable[str] | None = None,
         profiles: Mapping[str, ChannelProfile] | None = None,
-    ) -> list[Published]:
+    ) -> Publication:
         """Publish what changed, with the given profiles or those of the profile source."""
         chosen = None if skus is None else sorted(set(skus))
         return await self.store.write(
@@ -231,7 +231,7 @@ class InventoryService:
             )
         )
 
-    def publish_changes_in(self, uow: UnitOfWork, skus: Iterable[str]) -> list[Published]:
+    def publish_changes_in(self, uow: UnitOfWork, skus: Iterable[str]) -> Publication:
         """publish_changes of the profile source's profiles, inside the caller's unit of work
         (its values and events commit, or roll back, with the caller's writes)."""
         return publication.publish_changes(

@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import JsonValue
 from sqlalchemy import Connection, bindparam, select
 
-from contracts import EventEnvelope, OrderStatus
+from contracts import OrderStatus
+from gateway_infra.outbox import ENVELOPE_COLUMNS, event_of
 from gateway_infra.tables import outbox
 from process_api.journey.models import JourneyStep, OrderJourney
 from process_api.tables import order_history, orders, returns
@@ -84,11 +85,11 @@ def load_journey(conn: Connection, order_id: str) -> OrderJourney | None:
             )
         )
     for e in conn.execute(
-        select(outbox.c.id, outbox.c.envelope)
+        select(outbox.c.id, *ENVELOPE_COLUMNS)
         .where(outbox.c.order_id == order_id)
         .order_by(outbox.c.id)
     ):
-        event = EventEnvelope.model_validate(e.envelope)
+        event = event_of(e)
         keyed.append(
             (
                 event.occurred_at,

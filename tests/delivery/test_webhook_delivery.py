@@ -7,6 +7,7 @@ from datetime import timedelta
 from gateway import Gateway
 from gateway_infra.clock import ManualClock
 from gateway_infra.delivery import AttemptOutcome, DeliveryState
+from gateway_infra.delivery.sender import envelope_body
 from tests.delivery.conftest import (
     Receiver,
     all_deliveries,
@@ -31,6 +32,8 @@ async def test_each_event_arrives_signed_with_its_event_id_as_webhook_id(
     assert call.headers["webhook-id"] == str(event.id)
     assert call.headers["content-type"] == "application/json"
     assert call.event == event.model_dump(mode="json")
+    # The bytes signed and sent: the envelope's fields in the model's order, compact JSON.
+    assert call.body == envelope_body(event.model_dump(mode="json"))
     [delivery] = await all_deliveries(gateway)
     assert delivery.state is DeliveryState.DELIVERED
     [attempt] = await attempts_of(gateway, delivery.delivery_id)

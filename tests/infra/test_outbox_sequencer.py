@@ -143,5 +143,5 @@ def _row(subject: str) -> dict[str, object]:
         "subject": event.subject,
         "channel": None,
         "occurred_at": event.occurred_at,
-        "envelope": event.model_dump(mode="json"),
+        "data": event.data,
     }

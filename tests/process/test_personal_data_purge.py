@@ -18,6 +18,7 @@ from sqlalchemy import Connection, insert, select, update
 from contracts import OrderSubmission
 from gateway import Gateway, parser
 from gateway_infra.clock import ManualClock
+from gateway_infra.outbox import ENVELOPE_COLUMNS, envelope_of
 from gateway_infra.settings import Settings
 from gateway_infra.tables import outbox
 from gateway_infra.unit_of_work import UnitOfWork
@@ -86,10 +87,10 @@ async def read(gateway: Gateway, order_id: str) -> dict[str, Any]:
 async def events_of(gateway: Gateway, order_id: str) -> list[dict[str, Any]]:
     rows = await gateway.store.read(
         lambda conn: list(
-            conn.execute(select(outbox.c.envelope).where(outbox.c.order_id == order_id))
+            conn.execute(select(*ENVELOPE_COLUMNS).where(outbox.c.order_id == order_id))
         )
     )
-    return [row.envelope for row in rows]
+    return [envelope_of(row) or {} for row in rows]
 
 
 async def orders_in_place(gateway: Gateway, client: httpx.AsyncClient) -> dict[str, str]:

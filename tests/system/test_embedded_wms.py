@@ -147,7 +147,7 @@ async def ledger_count(wms: EmbeddedWms) -> int:
 
 async def events(wms: EmbeddedWms, type_: str) -> list[dict[str, Any]]:
     found = await rows(wms, outbox, outbox.c.type == type_)
-    return [{"subject": e.subject, **e.envelope["data"]} for e in found]
+    return [{"subject": e.subject, **e.data} for e in found]
 
 
 async def assert_ledger_explains_stock(wms: EmbeddedWms) -> None:

@@ -99,13 +99,13 @@ async def test_a_write_to_a_system_that_does_not_own_the_field_is_refused_and_re
     assert await erp_owns_stock.embedded_wms.stock_levels(sku="MUG-RED-350") == []
     events = erp_owns_stock.database.run_read(
         lambda conn: conn.execute(
-            select(outbox.c.type, outbox.c.envelope).where(
+            select(outbox.c.type, outbox.c.data).where(
                 outbox.c.type == "policy.ownership_violation"
             )
         ).all()
     )
     assert len(events) == 1
-    assert events[0].envelope["data"] == {
+    assert events[0].data == {
         "writer": "wms",
         "object": "inventory",
         "fields": {"on_hand": "erp"},

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from contracts import EventEnvelope
 from contracts.channel import ChannelProfile
 from gateway import Gateway
+from gateway_infra.outbox import ENVELOPE_COLUMNS, event_of
 from gateway_infra.tables import outbox
 
 CHANGED = "channel_profile.changed"
@@ -28,7 +29,7 @@ def changed_events(gateway: Gateway) -> list[EventEnvelope]:
     """The channel_profile.changed events in the outbox, oldest first."""
     rows = gateway.database.run_read(
         lambda conn: conn.execute(
-            select(outbox.c.envelope).where(outbox.c.type == CHANGED).order_by(outbox.c.id)
+            select(*ENVELOPE_COLUMNS).where(outbox.c.type == CHANGED).order_by(outbox.c.id)
         ).all()
     )
-    return [EventEnvelope.model_validate(row.envelope) for row in rows]
+    return [event_of(row) for row in rows]

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from contracts import OrderSubmission
 from contracts.exceptions import ExceptionRecord, ExceptionStatus
 from gateway import Gateway
+from gateway_infra.outbox import ENVELOPE_COLUMNS, envelope_of
 from gateway_infra.tables import outbox
 from gateway_infra.unit_of_work import Store
 from process_api.exceptions import list_exceptions, open_exception
@@ -70,10 +71,10 @@ def events(gateway: Gateway, event_type: str) -> list[Mapping[str, Any]]:
     """Envelopes of the events of this type in the outbox, oldest first."""
     return gateway.database.run_read(
         lambda conn: [
-            dict(envelope)
-            for envelope in conn.execute(
-                select(outbox.c.envelope).where(outbox.c.type == event_type).order_by(outbox.c.id)
-            ).scalars()
+            envelope_of(row) or {}
+            for row in conn.execute(
+                select(*ENVELOPE_COLUMNS).where(outbox.c.type == event_type).order_by(outbox.c.id)
+            )
         ]
     )
 

@@ -35,6 +35,7 @@ from contracts.wms import (
     Warehouse,
 )
 from gateway import Gateway
+from gateway_infra.outbox import ENVELOPE_COLUMNS, envelope_of
 from gateway_infra.tables import outbox
 from process_api.channels.demo import DEMO_CHANNEL_PROFILES
 from system_api.erp.port import ErpPort
@@ -168,11 +169,11 @@ async def events_of(gateway: Gateway, event_type: str) -> list[dict[str, Any]]:
     rows = await gateway.store.read(
         lambda conn: list(
             conn.execute(
-                select(outbox.c.envelope).where(outbox.c.type == event_type).order_by(outbox.c.id)
-            ).scalars()
+                select(*ENVELOPE_COLUMNS).where(outbox.c.type == event_type).order_by(outbox.c.id)
+            )
         )
     )
-    return [dict(row) for row in rows]
+    return [envelope_of(row) or {} for row in rows]
 
 
 async def erp_invoice_count(gateway: Gateway, order_id: str) -> int:

@@ -9,11 +9,12 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select
 
 from contracts.channel import AvailabilityPolicy, ChannelProfile
+from gateway_infra.outbox import ENVELOPE_COLUMNS, envelope_of
 from gateway_infra.tables import outbox, timers
 from gateway_infra.unit_of_work import Store
 from process_api.inventory import (
     Position,
-    Published,
+    Publication,
     Shortfall,
     position,
     publish_changes,
@@ -69,7 +70,7 @@ def order_id(channel_order_id: str) -> str:
 
 def publish(
     store: Store, channel_profiles: Mapping[str, ChannelProfile], skus: Sequence[str] | None = None
-) -> list[Published]:
+) -> Publication:
     return store.write_sync(lambda uow: publish_changes(uow, profiles=channel_profiles, skus=skus))
 
 
@@ -89,9 +90,9 @@ def events(store: Store, type: str) -> list[dict[str, Any]]:
 
     def read(conn: Connection) -> list[dict[str, Any]]:
         rows = conn.execute(
-            select(outbox.c.envelope).where(outbox.c.type == type).order_by(outbox.c.id)
+            select(*ENVELOPE_COLUMNS).where(outbox.c.type == type).order_by(outbox.c.id)
         )
-        return [dict(row.envelope) for row in rows]
+        return [envelope_of(row) or {} for row in rows]
 
     return store.database.run_read(read)
 

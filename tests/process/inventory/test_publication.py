@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -13,7 +14,13 @@ from sqlalchemy import insert
 from contracts import EventEnvelope
 from gateway_infra.clock import ManualClock
 from gateway_infra.unit_of_work import Store, UnitOfWork
-from process_api.inventory import Published, confirm_publication, publish_changes, sync_lag
+from process_api.inventory import (
+    Publication,
+    Published,
+    confirm_publication,
+    publish_changes,
+    sync_lag,
+)
 from process_api.tables import inventory_positions
 from tests.process.inventory.support import (
     events,
@@ -169,7 +176,7 @@ ONE_CHANGE_CHANNELS = profiles(
 )
 
 
-def _pairs(changes: list[Published]) -> set[tuple[str, str, int]]:
+def _pairs(changes: Sequence[Published]) -> set[tuple[str, str, int]]:
     return {(p.sku, p.channel, p.quantity) for p in changes}
 
 
@@ -230,7 +237,7 @@ async def test_full_publication_of_10000_skus_to_6_channels(
 
     inside: dict[str, float] = {}
 
-    def timed_publication(uow: UnitOfWork) -> list[Published]:
+    def timed_publication(uow: UnitOfWork) -> Publication:
         started = time.perf_counter()
         changes = publish_changes(uow, profiles=channels)
         inside["publish_changes"] = time.perf_counter() - started

@@ -112,10 +112,10 @@ def price_events(gateway: Gateway) -> list[dict[str, Any]]:
     rows = gateway.database.run_read(
         lambda conn: list(
             conn.execute(
-                select(outbox.c.envelope)
+                select(outbox.c.data, outbox.c.channel)
                 .where(outbox.c.type == "price.changed")
                 .order_by(outbox.c.id)
-            ).scalars()
+            )
         )
     )
-    return [dict(row["data"], channel_of_event=row["channel"]) for row in rows]
+    return [dict(row.data, channel_of_event=row.channel) for row in rows]
