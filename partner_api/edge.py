@@ -6,15 +6,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request, Security
-from fastapi.security import SecurityScopes
+from fastapi import Header, Request, Security
+from fastapi.security import OAuth2, SecurityScopes
 
 from gateway_infra.auth.clients import ClientKind
-from gateway_infra.auth.dependencies import oauth2_client_credentials, verified_principal
+from gateway_infra.auth.dependencies import (
+    OAUTH2_DESCRIPTION,
+    OAUTH2_FLOWS,
+    OAUTH2_SCHEME_NAME,
+    verified_principal,
+)
 from gateway_infra.metrics import THROTTLED
 from gateway_infra.problems import FORBIDDEN, NOT_FOUND, ProblemError
 from gateway_infra.settings import ThrottleTier
-from gateway_infra.throttle import Throttle, raise_if_throttled
+from gateway_infra.throttle import Throttle, add_response_headers, raise_if_throttled
 from partner_api.idempotency import (
     IdempotencyStore,
     IdempotentRequest,
@@ -53,28 +58,45 @@ class Partner:
     scopes: frozenset[str]
 
 
-async def partner(
-    request: Request,
-    security_scopes: SecurityScopes,
-    authorization: Annotated[str | None, Depends(oauth2_client_credentials)],
-) -> Partner:
-    """The calling partner, throttled per verified client id (never a caller-chosen header)."""
-    principal = await verified_principal(request, security_scopes.scopes, authorization)
-    if principal.kind is not ClientKind.PARTNER or not principal.channel:
-        raise ProblemError(FORBIDDEN, "only partner clients may call the partner API")
-    edge: EdgeServices = request.app.state.edge
-    tier = edge.tiers.get(principal.throttle_tier) or edge.tiers["standard"]
-    decision = await edge.throttle.check("partner", principal.client_id, tier)
-    request.state.response_headers = {
-        **getattr(request.state, "response_headers", {}),
-        **decision.headers,
-    }
-    if not decision.allowed:
-        THROTTLED.labels("partner", principal.client_id).inc()
-    raise_if_throttled(decision)
-    return Partner(
-        client_id=principal.client_id, channel=principal.channel, scopes=principal.scopes
-    )
+class PartnerEdge(OAuth2):
+    """The partner edge, as the OAuth2 scheme it documents: `Security(partner, scopes=[...])`.
+
+    It reads the bearer token itself instead of depending on `oauth2_client_credentials`, so
+    FastAPI solves one dependency level per request instead of two, while the OpenAPI documents
+    show the same `oauth2` scheme (same name, flows and description) with the operation's scopes.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            flows=OAUTH2_FLOWS,
+            scheme_name=OAUTH2_SCHEME_NAME,
+            description=OAUTH2_DESCRIPTION,
+            auto_error=False,
+        )
+
+    async def __call__(  # type: ignore[override]
+        self, request: Request, security_scopes: SecurityScopes
+    ) -> Partner:
+        """The calling partner, throttled per verified client id (never a caller-chosen header)."""
+        principal = await verified_principal(
+            request, security_scopes.scopes, request.headers.get("authorization")
+        )
+        if principal.kind is not ClientKind.PARTNER or not principal.channel:
+            raise ProblemError(FORBIDDEN, "only partner clients may call the partner API")
+        edge: EdgeServices = request.app.state.edge
+        tier = edge.tiers.get(principal.throttle_tier) or edge.tiers["standard"]
+        decision = await edge.throttle.check("partner", principal.client_id, tier)
+        add_response_headers(request, decision.headers)
+        if not decision.allowed:
+            THROTTLED.labels("partner", principal.client_id).inc()
+        raise_if_throttled(decision)
+        return Partner(
+            client_id=principal.client_id, channel=principal.channel, scopes=principal.scopes
+        )
+
+
+partner = PartnerEdge()
+"""The calling partner: `Security(partner, scopes=[...])` in a partner endpoint."""
 
 
 @dataclass(frozen=True)
