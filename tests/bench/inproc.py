@@ -5,6 +5,20 @@
     .venv/bin/python -m tests.bench.inproc --profile gateway   # cProfile of one gateway round
     .venv/bin/python -m tests.bench.inproc --database-url postgresql://...  # an empty database
 
+CPU time per read moves by 20-30% on a loaded machine. For a figure that does not, count
+instructions with valgrind (about 20 times slower; the setup alone takes about a minute), twice
+with different --reads, and divide the difference by the difference of reads:
+
+    valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
+        .venv/bin/python -m tests.bench.inproc --only gateway --rounds 1 --warmup 200 \
+        --reads 2200 $QUIET   # and again with --reads 200
+    QUIET="--env GATEWAY_SCHEDULER_ENABLED=false --env GATEWAY_WEBHOOKS_ENABLED=false
+           --env GATEWAY_OUTBOX_SEQUENCER_POLL_SECONDS=60
+           --env GATEWAY_AVAILABILITY_READ_CACHE_SECONDS=60"
+
+(QUIET keeps the background work and the cache expiry, which come by the clock, from running
+twenty times as often per read as they would at full speed.)
+
 Builds the gateway as `retail-gateway serve` does (`gateway.create_app()`, configured from the
 environment, its lifespan started) on a migrated store seeded as `make bench` seeds it (one SKU
 in stock, the demo channels, a partner client with limits far above the load), takes a real access
@@ -157,7 +171,7 @@ def prepare_store(url: str) -> tuple[str, str]:
     return prepare(url)
 
 
-def gateway_environment(url: str) -> None:
+def gateway_environment(url: str, overrides: list[str]) -> None:
     from tests.bench.bench_http import TIERS
     from tests.conftest import TEST_ENVIRONMENT
 
@@ -167,6 +181,9 @@ def gateway_environment(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ["GATEWAY_THROTTLE_TIERS"] = json.dumps(TIERS)
     os.environ["GATEWAY_LOG_LEVEL"] = "WARNING"
+    for assignment in overrides:
+        name, _, value = assignment.partition("=")
+        os.environ[name] = value
 
 
 async def token_of(app: ASGIApp, client_id: str, secret: str) -> str:
@@ -213,13 +230,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=("gateway", "raw"), help="measure one app only (e.g. under py-spy)"
     )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the gateway (e.g. GATEWAY_SCHEDULER_ENABLED=false); repeatable",
+    )
     parser.add_argument("--json", action="store_true", help="print the rounds as JSON too")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="inproc-") as workdir:
         url = args.database_url or f"sqlite:///{Path(workdir) / 'bench.db'}"
         client_id, secret = prepare_store(url)
-        gateway_environment(url)
+        gateway_environment(url, args.env)
         import gateway
         from tests.bench import raw_app
 
