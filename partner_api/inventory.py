@@ -14,7 +14,7 @@ from pydantic import TypeAdapter
 from contracts import ChannelAvailability
 from contracts.common import Sku
 from gateway_infra.openapi import problem_responses
-from partner_api.edge import Partner, partner
+from partner_api.edge import Partner, PartnerRoute, partner
 from process_api.inventory.port import MAX_SKUS_PER_QUERY, InventoryPort
 
 RENDERED_ANSWERS = 1024
@@ -56,6 +56,7 @@ class RenderedAnswers:
 def build_inventory_router(representation: Any) -> APIRouter:
     """GET /inventory?sku=... in one version's representation."""
     router = APIRouter(
+        route_class=PartnerRoute,
         prefix="/inventory",
         tags=["inventory"],
         responses=problem_responses(401, 403, 422, 429),

@@ -241,6 +241,22 @@ async def test_an_anonymous_caller_is_refused(gateway: Gateway, webshop: Caller)
     assert response.headers["content-type"] == "application/problem+json"
 
 
+@pytest.mark.parametrize("version", ["v1", "v2"])
+async def test_a_caller_is_checked_before_its_query(
+    gateway: Gateway, webshop: Caller, read_only: Caller, version: str
+) -> None:
+    anonymous = await webshop.http.get(
+        f"/partner/{version}/inventory", params={"sku": ""}, headers={"Authorization": ""}
+    )
+    without_scope = await read_only.http.get(f"/partner/{version}/inventory")
+    admitted = await webshop.http.get(f"/partner/{version}/inventory")
+
+    assert anonymous.status_code == 401
+    assert without_scope.status_code == 403
+    assert admitted.status_code == 422
+    assert admitted.headers["ratelimit"]
+
+
 async def test_availability_answers_carry_the_rate_limit_fields(
     gateway: Gateway, webshop: Caller
 ) -> None:
