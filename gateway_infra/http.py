@@ -119,7 +119,12 @@ class CommonHttpMiddleware:
             await self.app(scope, receive, send)
             return
         if _CORRELATION_MARK in scope:
-            await self._within_deadline(scope, receive, send, None)
+            if scope["method"] in _BODYLESS_METHODS and (
+                self.timeout_seconds is None or _TIMEOUT_MARK in scope
+            ):
+                await self.app(scope, receive, send)  # nothing of this app's own to do
+            else:
+                await self._within_deadline(scope, receive, send, None)
             return
         arrived = time.perf_counter()
         entry_root = str(scope.get("root_path", ""))
