@@ -50,7 +50,6 @@ from gateway_infra.logging import configure_logging
 from gateway_infra.metrics import (
     MULTIPROC_ENV,
     MetricsAccess,
-    RequestMetricsMiddleware,
     metrics_endpoint,
     prepare_multiprocess_dir,
     process_started,
@@ -517,10 +516,9 @@ def build_app(gateway: Gateway, *, run_background: bool = True) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         timeout_seconds=settings.request_timeout_seconds,
         exempt_paths=("/oauth/", "/ops/"),
+        # Every answer is counted, the shared middleware's own (413, 415, 504) too.
+        count_requests=True,
     )
-
-    # Outermost, so every answer is counted, the shared middleware's own (413, 415, 504) too.
-    app.add_middleware(RequestMetricsMiddleware)
 
     # Routes are matched in order: the partner APIs, the busiest, are tried first (after the
     # migration note, whose configurable path may lie under a partner prefix).

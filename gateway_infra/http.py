@@ -1,4 +1,5 @@
-"""ASGI middleware every app of the gateway shares: correlation ids, body size and media type.
+"""ASGI middleware every app of the gateway shares: request metrics, correlation ids and trace
+context, the request timeout, body size and media type.
 
 Each layer app installs it so it behaves the same alone or mounted; a mounted app sees the marks
 its parent left in the scope and does not repeat the work.
@@ -9,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from fastapi import FastAPI, HTTPException
 from fastapi.telemetry import TelemetryConfig
@@ -23,6 +25,7 @@ from gateway_infra.correlation import (
     parse_traceparent,
     trace_context_var,
 )
+from gateway_infra.metrics import count_request
 from gateway_infra.problems import (
     INTERNAL_ERROR,
     PAYLOAD_TOO_LARGE,
@@ -33,7 +36,7 @@ from gateway_infra.problems import (
     problem_body,
 )
 from gateway_infra.problems import install_problem_handlers as _install_problem_handlers
-from gateway_infra.tracing import ActiveSpan, span
+from gateway_infra.tracing import span
 
 NO_NATIVE_TELEMETRY: TelemetryConfig = {
     "tracing": False,
@@ -42,7 +45,7 @@ NO_NATIVE_TELEMETRY: TelemetryConfig = {
     "operation_spans": False,
 }
 """Every app of the gateway passes this as FastAPI(telemetry=...): requests are traced by
-CorrelationMiddleware and measured by gateway_infra.metrics; FastAPI's own instrumentation would
+CommonHttpMiddleware and measured by gateway_infra.metrics; FastAPI's own instrumentation would
 record them a second time (and look up the OpenTelemetry providers on every request)."""
 
 _CORRELATION_MARK = "gateway.correlation_id"
@@ -64,17 +67,67 @@ async def send_problem(send: Send, problem: ProblemType, detail: str | None = No
     await send({"type": "http.response.body", "body": body})
 
 
-class CorrelationMiddleware:
-    """Accepts or creates X-Correlation-ID and the W3C trace context (`traceparent`), exposes them
-    to the work and echoes them on the response; the request is one (server) span of the trace."""
+_BODYLESS_METHODS = ("GET", "HEAD", "OPTIONS", "DELETE")
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class _BodyTooLarge(HTTPException):
+    """Raised from receive(); FastAPI re-raises HTTP exceptions met while reading a body."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"at most {limit} bytes are accepted")
+
+
+_TIMEOUT_MARK = "gateway.deadline"
+
+
+class CommonHttpMiddleware:
+    """The edge every app of the gateway shares, as one pure ASGI middleware (one frame and one
+    wrapper of `send` per request instead of one per concern), outermost first:
+
+    - request metrics (the root app only, `count_requests`): every answer counted with its
+      latency (gateway_infra.metrics.count_request), those of the layers below too;
+    - correlation: accepts or creates X-Correlation-ID and the W3C trace context
+      (`traceparent`), exposes them to the work and echoes them on the response; the request is
+      one (server) span of the trace; an unhandled error still gets a 500 problem with the id;
+    - timeout: 504 problem+json when a request is still unanswered after `timeout_seconds`;
+    - body guard: bodies above `max_body_bytes` get 413 and, where JSON is expected
+      (`json_only`, except under `exempt_paths`), other media types 415.
+
+    A mounted app sees the marks its parent left in the scope and does not repeat the
+    correlation (and metrics) or the timeout; the body guard is each app's own.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        timeout_seconds: float | None = None,
+        json_only: bool = True,
+        exempt_paths: Iterable[str] = (),
+        count_requests: bool = False,
+    ) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.timeout_seconds = timeout_seconds
+        self.json_only = json_only
+        self.exempt_paths = tuple(exempt_paths)
+        self.count_requests = count_requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _CORRELATION_MARK in scope:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if _CORRELATION_MARK in scope:
+            if scope["method"] in _BODYLESS_METHODS and (
+                self.timeout_seconds is None or _TIMEOUT_MARK in scope
+            ):
+                await self.app(scope, receive, send)  # nothing of this app's own to do
+            else:
+                await self._within_deadline(scope, receive, send, None)
+            return
+        arrived = time.perf_counter()
+        entry_root = str(scope.get("root_path", ""))
         supplied = None
         traceparent = None
         for name, value in scope.get("headers", ()):
@@ -88,6 +141,16 @@ class CorrelationMiddleware:
         # An invalid or missing traceparent starts a new trace, as the recommendation says.
         caller_token = trace_context_var.set(parse_traceparent(traceparent))
         method = scope.get("method", "")
+        status = 500
+        started = False
+        counted = not self.count_requests
+
+        def count() -> None:
+            nonlocal counted
+            if not counted:
+                counted = True
+                count_request(scope, entry_root, status, time.perf_counter() - arrived)
+
         try:
             # Named by the method until the route is known (no raw paths in span names).
             with span(
@@ -95,81 +158,91 @@ class CorrelationMiddleware:
                 kind="server",
                 attributes={"http.request.method": method, "url.path": scope.get("path", "")},
             ) as request_span:
-                await self._answer(scope, receive, send, correlation_id, request_span)
+                echoed = (
+                    (_HEADER_BYTES, correlation_id.encode()),
+                    (_TRACEPARENT_BYTES, request_span.context.traceparent.encode()),
+                )
+
+                async def answer(message: Message) -> None:
+                    nonlocal status, started
+                    if message["type"] == "http.response.start":
+                        started = True
+                        headers = [
+                            h
+                            for h in message.get("headers", ())
+                            if h[0].lower() not in (_HEADER_BYTES, _TRACEPARENT_BYTES)
+                        ]
+                        headers.extend(echoed)
+                        message["headers"] = headers
+                        status = int(message["status"])
+                        request_span.set_attribute("http.response.status_code", status)
+                        if status >= 500:
+                            request_span.fail(f"HTTP {status}")
+                    elif message["type"] == "http.response.body" and not message.get(
+                        "more_body", False
+                    ):
+                        count()
+                    await send(message)
+
+                try:
+                    await self._within_deadline(scope, receive, answer, lambda: started)
+                except Exception:
+                    # Answered here, inside the correlation scope, so the 500 and its log line
+                    # carry the id. When a mounted app already answered (and logged) it, there
+                    # is nothing to add.
+                    if not started:
+                        log.exception("unhandled error", extra={"path": scope.get("path")})
+                        await send_problem(answer, INTERNAL_ERROR)
+                route = scope.get("route")
+                route_path = getattr(route, "path_format", None) or getattr(route, "path", None)
+                if isinstance(route_path, str):
+                    request_span.rename(
+                        f"{scope.get('method', '')} {scope.get('root_path', '')}{route_path}"
+                    )
         finally:
             trace_context_var.reset(caller_token)
             correlation_id_var.reset(token)
+            count()  # no complete answer (an error, a client gone): counted all the same
 
-    async def _answer(
+    async def _within_deadline(
         self,
         scope: Scope,
         receive: Receive,
         send: Send,
-        correlation_id: str,
-        request_span: ActiveSpan,
+        response_started: Callable[[], bool] | None,
     ) -> None:
-        started = False
-        traceparent = request_span.context.traceparent.encode()
+        """The body guard and the app within the timeout, unless an enclosing app set one."""
+        if self.timeout_seconds is None or _TIMEOUT_MARK in scope:
+            await self._guarded(scope, receive, send)
+            return
+        scope[_TIMEOUT_MARK] = self.timeout_seconds
+        if response_started is None:
+            started = False
 
-        async def send_with_header(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                headers = [
-                    h
-                    for h in message.get("headers", ())
-                    if h[0].lower() not in (_HEADER_BYTES, _TRACEPARENT_BYTES)
-                ]
-                headers.append((_HEADER_BYTES, correlation_id.encode()))
-                headers.append((_TRACEPARENT_BYTES, traceparent))
-                message["headers"] = headers
-                status = int(message["status"])
-                request_span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    request_span.fail(f"HTTP {status}")
-            await send(message)
+            async def tracking_send(message: Message) -> None:
+                nonlocal started
+                if message["type"] == "http.response.start":
+                    started = True
+                await send(message)
 
+            def response_started() -> bool:
+                return started
+
+            inner_send: Send = tracking_send
+        else:
+            inner_send = send
+        deadline = asyncio.timeout(self.timeout_seconds)
         try:
-            await self.app(scope, receive, send_with_header)
-        except Exception:
-            # Answered here, inside the correlation scope, so the 500 and its log line carry the
-            # id. When a mounted app already answered (and logged) it, there is nothing to add.
-            if not started:
-                log.exception("unhandled error", extra={"path": scope.get("path")})
-                await send_problem(send_with_header, INTERNAL_ERROR)
-        route = scope.get("route")
-        route_path = getattr(route, "path_format", None) or getattr(route, "path", None)
-        if isinstance(route_path, str):
-            request_span.rename(
-                f"{scope.get('method', '')} {scope.get('root_path', '')}{route_path}"
-            )
+            async with deadline:
+                await self._guarded(scope, receive, inner_send)
+        except TimeoutError:
+            if not deadline.expired() or response_started():
+                raise
+            await send_problem(send, TIMEOUT, f"no answer within {self.timeout_seconds:g} s")
 
-
-class _BodyTooLarge(HTTPException):
-    """Raised from receive(); FastAPI re-raises HTTP exceptions met while reading a body."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"at most {limit} bytes are accepted")
-
-
-class BodyGuardMiddleware:
-    """Refuses bodies above a size (413) and, where JSON is expected, other media types (415)."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        max_body_bytes: int,
-        json_only: bool = True,
-        exempt_paths: Iterable[str] = (),
-    ) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-        self.json_only = json_only
-        self.exempt_paths = tuple(exempt_paths)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app, behind the body guard (requests with a body only)."""
+        if scope["method"] in _BODYLESS_METHODS:
             await self.app(scope, receive, send)
             return
         headers = {k.lower(): v for k, v in scope.get("headers", ())}
@@ -220,39 +293,6 @@ class BodyGuardMiddleware:
             )
 
 
-_TIMEOUT_MARK = "gateway.deadline"
-
-
-class TimeoutMiddleware:
-    """Answers 504 problem+json when a request is still unanswered after the edge's timeout."""
-
-    def __init__(self, app: ASGIApp, *, seconds: float) -> None:
-        self.app = app
-        self.seconds = seconds
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _TIMEOUT_MARK in scope:
-            await self.app(scope, receive, send)
-            return
-        scope[_TIMEOUT_MARK] = self.seconds
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        deadline = asyncio.timeout(self.seconds)
-        try:
-            async with deadline:
-                await self.app(scope, receive, tracking_send)
-        except TimeoutError:
-            if not deadline.expired() or started:
-                raise
-            await send_problem(send, TIMEOUT, f"no answer within {self.seconds:g} s")
-
-
 def install_common_http(
     app: FastAPI,
     *,
@@ -260,15 +300,16 @@ def install_common_http(
     timeout_seconds: float | None = None,
     json_only: bool = True,
     exempt_paths: Iterable[str] = (),
+    count_requests: bool = False,
 ) -> None:
-    """Problem handlers and the shared middleware, outermost first: correlation, timeout, body."""
+    """Problem handlers and the shared middleware (CommonHttpMiddleware): request metrics when
+    `count_requests` (the root app), correlation, timeout, body guard."""
     _install_problem_handlers(app)
     app.add_middleware(
-        BodyGuardMiddleware,
+        CommonHttpMiddleware,
         max_body_bytes=max_body_bytes,
+        timeout_seconds=timeout_seconds,
         json_only=json_only,
         exempt_paths=tuple(exempt_paths),
+        count_requests=count_requests,
     )
-    if timeout_seconds is not None:
-        app.add_middleware(TimeoutMiddleware, seconds=timeout_seconds)
-    app.add_middleware(CorrelationMiddleware)

@@ -18,7 +18,6 @@ import logging
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -39,7 +38,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from gateway_infra.networks import parse_networks
 from gateway_infra.problems import FORBIDDEN, UNAUTHORIZED, problem_response
@@ -183,59 +182,30 @@ def _request_series(app: str, template: str, method: str, status: int) -> tuple[
     )
 
 
-class RequestMetricsMiddleware:
-    """Counts every answered request and its latency, labelled by the route template the
-    request matched (mount prefix plus route path, e.g. /process/v1/orders/{order_id}), never
-    by the raw path, so ids in paths do not create series.
+def count_request(scope: Scope, entry_root: str, status: int, seconds: float) -> None:
+    """Count one answered request and its latency, labelled by the route template it matched
+    (mount prefix plus route path, e.g. /process/v1/orders/{order_id}), never by the raw path,
+    so ids in paths do not create series. `entry_root` is the root path the request had where
+    it was first seen (before any mount added to it).
 
-    The figures are recorded just before the last part of the answer is handed on, so a client
-    that has its answer finds it counted."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        entry_root = str(scope.get("root_path", ""))
-        status = 500
-        recorded = False
-
-        def record() -> None:
-            nonlocal recorded
-            if recorded:
-                return
-            recorded = True
-            route_path = getattr(scope.get("route"), "path", None)
-            mounted = str(scope.get("root_path", ""))[len(entry_root) :]
-            endpoint = scope.get("endpoint")
-            if isinstance(route_path, str):
-                template = mounted + route_path
-            elif mounted and endpoint is not None and not hasattr(endpoint, "routes"):
-                # A mounted app without routes of its own (static files): its mount path.
-                template = mounted + "/{path}"
-            else:
-                template = UNMATCHED_ROUTE
-            app = app_of(str(scope.get("path", "")))
-            method = method_label(str(scope.get("method", "")))
-            count, latency = _request_series(app, template, method, status)
-            count.inc()
-            latency.observe(time.perf_counter() - started)
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                record()
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
-            record()  # no complete answer (an error, a client gone): counted all the same
+    The shared HTTP middleware of the root app calls it (gateway_infra.http), just before the
+    last part of the answer is handed on, so a client that has its answer finds it counted; or
+    once the request ended without a complete answer (an error, a client gone)."""
+    route_path = getattr(scope.get("route"), "path", None)
+    mounted = str(scope.get("root_path", ""))[len(entry_root) :]
+    endpoint = scope.get("endpoint")
+    if isinstance(route_path, str):
+        template = mounted + route_path
+    elif mounted and endpoint is not None and not hasattr(endpoint, "routes"):
+        # A mounted app without routes of its own (static files): its mount path.
+        template = mounted + "/{path}"
+    else:
+        template = UNMATCHED_ROUTE
+    app = app_of(str(scope.get("path", "")))
+    method = method_label(str(scope.get("method", "")))
+    count, latency = _request_series(app, template, method, status)
+    count.inc()
+    latency.observe(seconds)
 
 
 # ---------------------------------------------------------------- figures read at scrape time
@@ -405,9 +375,9 @@ __all__ = [
     "WEBHOOK_LATENCY",
     "WORKER_HEADER",
     "MetricsAccess",
-    "RequestMetricsMiddleware",
     "ScrapeSource",
     "breaker_changed",
+    "count_request",
     "exposition",
     "metrics_endpoint",
     "observe_backend_call",

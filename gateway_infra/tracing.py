@@ -11,7 +11,9 @@ configured; the OTLP exporter is the optional extra ``tracing``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from contextvars import Token
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from opentelemetry import trace
@@ -126,53 +128,83 @@ def _remote_parent(parent: TraceContext) -> Any:
     return trace.set_span_in_context(NonRecordingSpan(span_context))
 
 
-@contextlib.contextmanager
 def span(
     name: str,
     *,
     kind: Literal["server", "client", "internal"] = "internal",
     parent: TraceContext | None = None,
     attributes: Mapping[str, AttributeValue] | None = None,
-) -> Iterator[ActiveSpan]:
+) -> _Span:
     """Run the block as a span under parent (default: the work's current trace context; a new
     trace when there is none). The span's context is the current one inside the block."""
-    parent = parent or trace_context_var.get()
-    tracer = _tracer
-    if tracer is None:
-        context = TraceContext(
-            parent.trace_id if parent else new_trace_id(),
-            new_span_id(),
-            parent.flags if parent else "01",
+    return _Span(name, kind, parent, attributes)
+
+
+class _Span:
+    """The context manager `span` returns (a class, not a generator: every request opens one)."""
+
+    __slots__ = ("_attributes", "_kind", "_name", "_parent", "_recording", "_token")
+
+    def __init__(
+        self,
+        name: str,
+        kind: Literal["server", "client", "internal"],
+        parent: TraceContext | None,
+        attributes: Mapping[str, AttributeValue] | None,
+    ) -> None:
+        self._name = name
+        self._kind = kind
+        self._parent = parent
+        self._attributes = attributes
+        self._token: Token[TraceContext | None] | None = None
+        self._recording: contextlib.AbstractContextManager[trace.Span] | None = None
+
+    def __enter__(self) -> ActiveSpan:
+        parent = self._parent or trace_context_var.get()
+        tracer = _tracer
+        if tracer is None:
+            context = TraceContext(
+                parent.trace_id if parent else new_trace_id(),
+                new_span_id(),
+                parent.flags if parent else "01",
+            )
+            self._token = trace_context_var.set(context)
+            return ActiveSpan(context, None)
+        all_attributes: dict[str, AttributeValue] = dict(self._attributes or {})
+        correlation_id = current_correlation_id()
+        if correlation_id:
+            all_attributes["gateway.correlation_id"] = correlation_id
+        self._recording = tracer.start_as_current_span(
+            self._name,
+            context=_remote_parent(parent) if parent else None,
+            kind=_SPAN_KINDS[self._kind],
+            attributes=all_attributes,
         )
-        token = trace_context_var.set(context)
-        try:
-            yield ActiveSpan(context, None)
-        finally:
-            trace_context_var.reset(token)
-        return
-    span_kind = {
-        "server": SpanKind.SERVER,
-        "client": SpanKind.CLIENT,
-        "internal": SpanKind.INTERNAL,
-    }[kind]
-    all_attributes: dict[str, AttributeValue] = dict(attributes or {})
-    correlation_id = current_correlation_id()
-    if correlation_id:
-        all_attributes["gateway.correlation_id"] = correlation_id
-    with tracer.start_as_current_span(
-        name,
-        context=_remote_parent(parent) if parent else None,
-        kind=span_kind,
-        attributes=all_attributes,
-    ) as otel_span:
+        otel_span = self._recording.__enter__()
         recorded = otel_span.get_span_context()
         context = TraceContext(
             format(recorded.trace_id, "032x"),
             format(recorded.span_id, "016x"),
             format(int(recorded.trace_flags), "02x"),
         )
-        token = trace_context_var.set(context)
-        try:
-            yield ActiveSpan(context, otel_span)
-        finally:
-            trace_context_var.reset(token)
+        self._token = trace_context_var.set(context)
+        return ActiveSpan(context, otel_span)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        if self._token is not None:
+            trace_context_var.reset(self._token)
+        if self._recording is None:
+            return None
+        return self._recording.__exit__(exc_type, exc, traceback)
+
+
+_SPAN_KINDS = {
+    "server": SpanKind.SERVER,
+    "client": SpanKind.CLIENT,
+    "internal": SpanKind.INTERNAL,
+}

@@ -13,7 +13,7 @@ from contracts import EventEnvelope
 from gateway_infra.openapi import problem_responses
 from gateway_infra.outbox import CursorPurged, EventFeed
 from gateway_infra.problems import GONE, ProblemError
-from partner_api.edge import Partner, partner
+from partner_api.edge import Partner, PartnerRoute, partner
 
 PARTNER_EVENT_TYPES: tuple[str, ...] = (
     "order.received",
@@ -56,7 +56,10 @@ class EventPage(BaseModel):
 def build_events_router() -> APIRouter:
     """GET /events: the same envelope in every version (each event type has its own version)."""
     router = APIRouter(
-        prefix="/events", tags=["events"], responses=problem_responses(401, 403, 410, 422, 429)
+        route_class=PartnerRoute,
+        prefix="/events",
+        tags=["events"],
+        responses=problem_responses(401, 403, 410, 422, 429),
     )
 
     @router.get(

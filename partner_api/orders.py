@@ -14,7 +14,7 @@ from contracts import OrderStatus
 from contracts.common import Identifier, UtcDateTime
 from gateway_infra.openapi import operation_link, problem_responses
 from gateway_infra.problems import NOT_FOUND, ProblemError
-from partner_api.edge import IdempotentCall, Partner, ensure_own, idempotent, partner
+from partner_api.edge import IdempotentCall, Partner, PartnerRoute, ensure_own, idempotent, partner
 from process_api.order_to_cash.port import OrdersPort, Submitted
 from process_api.problems import ORDER_REJECTED
 
@@ -26,6 +26,7 @@ def build_orders_router(representation: Any) -> APIRouter:
     request_model: type[BaseModel] = representation.request_model
     response_model: type[BaseModel] = representation.response_model
     router = APIRouter(
+        route_class=PartnerRoute,
         prefix="/orders",
         tags=["orders"],
         responses=problem_responses(400, 401, 403, 422, 429),

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Security
 
 from contracts.common import Sku
 from gateway_infra.openapi import problem_responses
-from partner_api.edge import Partner, partner
+from partner_api.edge import Partner, PartnerRoute, partner
 from process_api.pricing.models import Instant
 from process_api.pricing.port import MAX_SKUS_PER_PRICE_QUERY, PricesPort
 
@@ -18,6 +18,7 @@ from process_api.pricing.port import MAX_SKUS_PER_PRICE_QUERY, PricesPort
 def build_prices_router(representation: Any) -> APIRouter:
     """GET /prices?sku=...&at=... in one version's representation."""
     router = APIRouter(
+        route_class=PartnerRoute,
         prefix="/prices",
         tags=["prices"],
         responses=problem_responses(401, 403, 422, 429),

@@ -14,7 +14,7 @@ from contracts.common import Identifier
 from contracts.returns import ReturnLine, ReturnStatus
 from gateway_infra.openapi import operation_link, problem_responses
 from gateway_infra.problems import NOT_FOUND, ProblemError
-from partner_api.edge import IdempotentCall, Partner, ensure_own, idempotent, partner
+from partner_api.edge import IdempotentCall, Partner, PartnerRoute, ensure_own, idempotent, partner
 from process_api.problems import RETURN_REFUSED
 from process_api.returns import ReturnCreate, ReturnsPort, UnknownOrder
 
@@ -27,6 +27,7 @@ def build_returns_router(representation: Any) -> APIRouter:
     request_model: type[BaseModel] = representation.request_model
     response_model: type[BaseModel] = representation.response_model
     router = APIRouter(
+        route_class=PartnerRoute,
         prefix="/returns",
         tags=["returns"],
         responses=problem_responses(400, 401, 403, 422, 429),

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request, Security
 from contracts.common import Identifier
 from gateway_infra.openapi import problem_responses
 from gateway_infra.problems import NOT_FOUND, ProblemError
-from partner_api.edge import Partner, ensure_own, partner
+from partner_api.edge import Partner, PartnerRoute, ensure_own, partner
 from process_api.fulfilment.port import ShipmentsPort
 from process_api.order_to_cash.port import OrdersPort
 
@@ -19,6 +19,7 @@ from process_api.order_to_cash.port import OrdersPort
 def build_shipments_router(representation: Any) -> APIRouter:
     """GET /shipments?order_id=... in one version's representation."""
     router = APIRouter(
+        route_class=PartnerRoute,
         prefix="/shipments",
         tags=["shipments"],
         responses=problem_responses(401, 403, 404, 422, 429),

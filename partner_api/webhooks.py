@@ -30,7 +30,7 @@ from gateway_infra.delivery import (
 from gateway_infra.delivery.safety import MAX_URL_LENGTH
 from gateway_infra.openapi import problem_responses
 from gateway_infra.problems import NOT_FOUND, ProblemError, ProblemType
-from partner_api.edge import IdempotentCall, Partner, ensure_own, idempotent, partner
+from partner_api.edge import IdempotentCall, Partner, PartnerRoute, ensure_own, idempotent, partner
 from partner_api.events import PARTNER_EVENT_TYPES
 
 MAX_OVERLAP_SECONDS = 7 * 24 * 3600
@@ -162,7 +162,10 @@ def webhook_view(subscription: Subscription) -> Webhook:
 def build_webhooks_router() -> APIRouter:
     """The webhook endpoints: the same in every version."""
     router = APIRouter(
-        prefix="/webhooks", tags=["webhooks"], responses=problem_responses(401, 403, 422, 429)
+        route_class=PartnerRoute,
+        prefix="/webhooks",
+        tags=["webhooks"],
+        responses=problem_responses(401, 403, 422, 429),
     )
 
     def subscriptions_of(request: Request) -> Subscriptions:

@@ -14,12 +14,18 @@ from gateway_infra.auth.scopes import ALL_SCOPES, Layer
 from gateway_infra.auth.tokens import Principal, TokenRejected, TokenVerifier
 from gateway_infra.problems import FORBIDDEN, UNAUTHORIZED, ProblemError
 
+OAUTH2_FLOWS = OAuthFlows(
+    clientCredentials=OAuthFlowClientCredentials(tokenUrl="/oauth/token", scopes=ALL_SCOPES)
+)
+OAUTH2_SCHEME_NAME = "oauth2"
+OAUTH2_DESCRIPTION = "OAuth2 client credentials; access tokens are RFC 9068 JWTs (Bearer)."
+"""The OAuth2 scheme every layer's OpenAPI document declares (a dependency that reads the
+Authorization header, or a scheme of its own with these values, as the partner edge is)."""
+
 oauth2_client_credentials = OAuth2(
-    flows=OAuthFlows(
-        clientCredentials=OAuthFlowClientCredentials(tokenUrl="/oauth/token", scopes=ALL_SCOPES)
-    ),
-    scheme_name="oauth2",
-    description="OAuth2 client credentials; access tokens are RFC 9068 JWTs (Bearer).",
+    flows=OAUTH2_FLOWS,
+    scheme_name=OAUTH2_SCHEME_NAME,
+    description=OAUTH2_DESCRIPTION,
     auto_error=False,
 )
 

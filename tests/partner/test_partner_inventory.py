@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from fastapi import FastAPI
+from pydantic import TypeAdapter
 
+from contracts import ChannelAvailability
 from contracts.channel import AvailabilityMode, AvailabilityPolicy, ChannelProfile
 from gateway import Gateway
 from gateway_infra.clock import ManualClock
+from partner_api.inventory import RenderedAnswers
+from partner_api.v1.schemas import V1Inventory
+from partner_api.v2.schemas import V2Inventory
 from process_api.inventory.port import MAX_SKUS_PER_QUERY
 from tests.factories import product, seed_products
 from tests.partner.conftest import Caller, _partner
@@ -235,6 +241,22 @@ async def test_an_anonymous_caller_is_refused(gateway: Gateway, webshop: Caller)
     assert response.headers["content-type"] == "application/problem+json"
 
 
+@pytest.mark.parametrize("version", ["v1", "v2"])
+async def test_a_caller_is_checked_before_its_query(
+    gateway: Gateway, webshop: Caller, read_only: Caller, version: str
+) -> None:
+    anonymous = await webshop.http.get(
+        f"/partner/{version}/inventory", params={"sku": ""}, headers={"Authorization": ""}
+    )
+    without_scope = await read_only.http.get(f"/partner/{version}/inventory")
+    admitted = await webshop.http.get(f"/partner/{version}/inventory")
+
+    assert anonymous.status_code == 401
+    assert without_scope.status_code == 403
+    assert admitted.status_code == 422
+    assert admitted.headers["ratelimit"]
+
+
 async def test_availability_answers_carry_the_rate_limit_fields(
     gateway: Gateway, webshop: Caller
 ) -> None:
@@ -243,3 +265,35 @@ async def test_availability_answers_carry_the_rate_limit_fields(
     assert response.status_code == 200
     assert response.headers["ratelimit-policy"].startswith('"burst";q=')
     assert response.headers["ratelimit"].startswith('"burst";r=')
+
+
+@pytest.mark.parametrize("representation", [V1Inventory(), V2Inventory()])
+def test_an_answer_kept_as_json_is_what_its_response_model_writes_and_new_entries_are_rendered_anew(
+    representation: V1Inventory | V2Inventory,
+) -> None:
+    at = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    answer = [
+        ChannelAvailability(sku=MUG, channel="webshop", available=7, as_of=at),
+        ChannelAvailability(
+            sku="TEE-ORG-M",
+            channel="webshop",
+            available=0,
+            as_of=at,
+            published_quantity=3,
+            published_at=at,
+        ),
+    ]
+    later = [answer[0].model_copy(update={"available": 6}), answer[1]]
+    rendered = RenderedAnswers(representation, max_entries=1)
+    model = TypeAdapter(representation.response_model)
+
+    first = rendered.body(answer)
+    again = rendered.body(list(answer))  # the same entries, as the read cache hands them out
+    changed = rendered.body(later)
+    after_eviction = rendered.body(answer)
+
+    assert first == model.dump_json(representation.from_availability(answer), by_alias=True)
+    assert again is first
+    assert changed == model.dump_json(representation.from_availability(later), by_alias=True)
+    assert changed != first
+    assert after_eviction == first and after_eviction is not first
