@@ -51,10 +51,11 @@ architecture: $(VENV)/.installed-test
 dockerfile: $(VENV)/.installed-test
 	$(BIN)/hadolint Dockerfile
 
-# Tests run on every core (pytest-xdist); Tryton's tests stay together on one worker.
+# Tests run on every core (pytest-xdist); Tryton's tests stay together on one worker. The 25
+# slowest tests are listed at the end, to keep an eye on the suite's time.
 PYTEST_WORKERS ?= auto
 pytest: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 # Not part of `make test`: the gateway against raw FastAPI under wrk, on SQLite and (when
 # TEST_DATABASE_URL or BENCH_DATABASE_URL is set) PostgreSQL, then the growth figures (BENCHMARKS.md).

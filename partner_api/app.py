@@ -93,7 +93,10 @@ def create_partner_app(
     app.state.prices = prices
     routers = [
         build_orders_router(representation),
-        build_inventory_router(INVENTORY_REPRESENTATIONS[version]),
+        build_inventory_router(
+            INVENTORY_REPRESENTATIONS[version],
+            answers_reused=settings.availability_read_cache_seconds > 0,
+        ),
         build_events_router(),
     ]
     if webhooks is not None:

@@ -47,21 +47,26 @@ class RenderedAnswers:
             self._rendered.move_to_end(key)
             return kept[1]
         body = self._json.dump_json(self.representation.from_availability(entries), by_alias=True)
+        if self.max_entries <= 0:
+            return body
         self._rendered[key] = (tuple(entries), body)
         if len(self._rendered) > self.max_entries:
             self._rendered.popitem(last=False)
         return body
 
 
-def build_inventory_router(representation: Any) -> APIRouter:
-    """GET /inventory?sku=... in one version's representation."""
+def build_inventory_router(representation: Any, *, answers_reused: bool = True) -> APIRouter:
+    """GET /inventory?sku=... in one version's representation. Without `answers_reused` (the
+    read cache is off, so every answer is read anew) no rendered answer is kept."""
     router = APIRouter(
         route_class=PartnerRoute,
         prefix="/inventory",
         tags=["inventory"],
         responses=problem_responses(401, 403, 422, 429),
     )
-    rendered = RenderedAnswers(representation)
+    rendered = RenderedAnswers(
+        representation, max_entries=RENDERED_ANSWERS if answers_reused else 0
+    )
 
     @router.get(
         "",

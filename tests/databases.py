@@ -18,8 +18,9 @@ once, and every test gets a database equal to a freshly migrated one
   guard published price books and resetting those figures need a superuser, which the
   TEST_DATABASE_URL of the README is.
 
-A process's database is named after its host and process id: a later run drops those whose
-process is gone (a run killed before its end).
+A test process holds a session advisory lock named after its database for as long as it runs
+(on a connection of its own); a later run drops the test databases whose lock nobody holds (a run
+killed before its end), whichever host or container they came from.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import shutil
 import socket
 import tempfile
@@ -92,7 +92,6 @@ class SqliteTemplate:
 # ---------------------------------------------------------------- PostgreSQL
 
 DATABASE_PREFIX = "gateway_tests_"
-_OWNER = re.compile(rf"^{DATABASE_PREFIX}([0-9a-f]{{8}})_(\d+)_[0-9a-f]{{12}}$")
 
 # What a schema is made of, with the schema's name left out: equal for equal schemas.
 _CATALOG = """
@@ -161,16 +160,6 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _process_is_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 class PostgresSchemas:
     """Schemas for tests in a database of this test process (see the module's docstring)."""
 
@@ -190,8 +179,11 @@ class PostgresSchemas:
                         "TEST_DATABASE_URL must name a PostgreSQL superuser: the tests create a "
                         "database per test process and reset its schemas between tests"
                     )
-                _drop_abandoned_databases(conn)
-                conn.exec_driver_sql(f"CREATE DATABASE {_quoted(self.database)}")
+            # Held until close(): while it is, no other run takes this database for abandoned.
+            self._owner = self._server.connect()
+            self._owner.execute(_LOCK, {"name": self.database})
+            _drop_abandoned_databases(self._owner)
+            self._owner.exec_driver_sql(f"CREATE DATABASE {_quoted(self.database)}")
         except Unavailable:
             self._server.dispose()
             raise
@@ -245,8 +237,10 @@ class PostgresSchemas:
 
     def close(self) -> None:
         self._engine.dispose()
-        with self._server.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {_quoted(self.database)} WITH (FORCE)")
+        self._owner.exec_driver_sql(
+            f"DROP DATABASE IF EXISTS {_quoted(self.database)} WITH (FORCE)"
+        )
+        self._owner.close()  # ends the session, and with it the lock
         self._server.dispose()
 
     def _new_schema(self, schema: str) -> str:
@@ -400,13 +394,22 @@ def _host() -> str:
     return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
+_LOCK = text("SELECT pg_advisory_lock(hashtextextended(:name, 0))")
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(hashtextextended(:name, 0))")
+_UNLOCK = text("SELECT pg_advisory_unlock(hashtextextended(:name, 0))")
+
+
 def _drop_abandoned_databases(conn: Connection) -> None:
-    """Drop the databases of test processes on this host that ended without dropping them."""
+    """Drop the test databases whose process ended without dropping them: nobody holds their
+    lock. (Two names that hash alike only keep an abandoned database a while longer.)"""
     names = conn.execute(
         text("SELECT datname FROM pg_database WHERE starts_with(datname, :prefix)"),
         {"prefix": DATABASE_PREFIX},
     ).scalars()
     for name in list(names):
-        owner = _OWNER.match(name)
-        if owner is not None and owner[1] == _host() and _process_is_gone(int(owner[2])):
+        if not conn.execute(_TRY_LOCK, {"name": name}).scalar():
+            continue  # its test process still runs
+        try:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {_quoted(name)} WITH (FORCE)")
+        finally:
+            conn.execute(_UNLOCK, {"name": name})

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, insert, inspect, text, update
+from sqlalchemy import Connection, create_engine, insert, inspect, text, update
+from sqlalchemy.pool import NullPool
 
 from contracts import OrderSubmission
 from gateway_infra.clock import ManualClock
-from gateway_infra.database import Database
+from gateway_infra.database import Database, normalise_url
 from gateway_infra.tables import timers
 from process_api.tables import price_book_versions, price_books, price_entries
 from tests.conftest import (
@@ -23,6 +24,7 @@ from tests.conftest import (
     provisioned_database,
     start_gateway,
 )
+from tests.databases import PostgresSchemas
 from tests.factories import order_payload, seed_products
 
 
@@ -240,3 +242,41 @@ def test_a_schema_a_test_changed_is_dropped_not_handed_out_again(tmp_path: Path)
             database.dispose()
 
         assert extra == 0
+
+
+def _test_databases(base_url: str) -> set[str]:
+    server = create_engine(normalise_url(base_url), poolclass=NullPool)
+    try:
+        with server.connect() as conn:
+            return set(
+                conn.execute(
+                    text(
+                        "SELECT datname FROM pg_database"
+                        " WHERE starts_with(datname, 'gateway_tests_')"
+                    )
+                ).scalars()
+            )
+    finally:
+        server.dispose()
+
+
+@pytest.mark.postgres
+def test_a_later_run_drops_the_database_of_a_run_that_died_but_not_of_one_still_running() -> None:
+    base_url = os.environ["TEST_DATABASE_URL"]
+    running = PostgresSchemas(base_url)
+    died = PostgresSchemas(base_url)
+    try:
+        died._owner.close()  # as when its process is killed: the session and its lock end
+        later = PostgresSchemas(base_url)
+        try:
+            databases = _test_databases(base_url)
+        finally:
+            later.close()
+
+        assert running.database in databases
+        assert later.database in databases
+        assert died.database not in databases
+    finally:
+        running.close()
+        died._engine.dispose()
+        died._server.dispose()

@@ -297,3 +297,19 @@ def test_an_answer_kept_as_json_is_what_its_response_model_writes_and_new_entrie
     assert changed == model.dump_json(representation.from_availability(later), by_alias=True)
     assert changed != first
     assert after_eviction == first and after_eviction is not first
+
+
+def test_answers_are_rendered_without_being_kept_when_the_read_cache_is_off() -> None:
+    representation = V2Inventory()
+    at = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    answer = [ChannelAvailability(sku=MUG, channel="webshop", available=7, as_of=at)]
+    rendered = RenderedAnswers(representation, max_entries=0)
+    model = TypeAdapter(representation.response_model)
+
+    first = rendered.body(answer)
+    again = rendered.body(answer)
+
+    assert (
+        first == again == model.dump_json(representation.from_availability(answer), by_alias=True)
+    )
+    assert again is not first  # rendered anew: nothing kept to reuse
