@@ -1,9 +1,11 @@
-"""CPU per authenticated partner read, in process: the gateway against raw FastAPI, without HTTP.
+"""CPU per authenticated partner read or order, in process: the gateway against raw FastAPI.
 
     .venv/bin/python -m tests.bench.inproc                 # 5,000 reads, 3 alternating rounds
     .venv/bin/python -m tests.bench.inproc --reads 20000 --rounds 5
     .venv/bin/python -m tests.bench.inproc --profile gateway   # cProfile of one gateway round
     .venv/bin/python -m tests.bench.inproc --database-url postgresql://...  # an empty database
+    .venv/bin/python -m tests.bench.inproc --scenario intake --reads 300 --warmup 50
+        # orders instead of reads: POST /partner/v2/orders, a new Idempotency-Key each time
 
 CPU time per read moves by 20-30% on a loaded machine. For a figure that does not, count
 instructions with valgrind (about 20 times slower; the setup alone takes about a minute), twice
@@ -60,6 +62,7 @@ from starlette.types import ASGIApp, Message
 SKU = "MUG-RED-350"
 READ_PATH = "/partner/v2/inventory"
 READ_QUERY = f"sku={SKU}".encode()
+ORDERS_PATH = "/partner/v2/orders"
 
 
 def _scope(
@@ -141,6 +144,39 @@ def read_loop(app: ASGIApp, headers: list[tuple[bytes, bytes]]) -> Callable[[int
     return run
 
 
+def intake_loop(
+    app: ASGIApp, headers: list[tuple[bytes, bytes]], run_id: str
+) -> Callable[[int], Awaitable[None]]:
+    """Submits `n` orders one after the other, each with a new Idempotency-Key and channel order
+    id (the `intake` scenario of `make bench`); every answer must be 201."""
+    from tests.bench.bench_http import ORDER_BODY
+
+    orders = 0
+
+    async def run(n: int) -> None:
+        nonlocal orders
+        for _ in range(n):
+            orders += 1
+            key = f"{run_id}-{orders}"
+            body = (ORDER_BODY % key).encode()
+            status, _, answer = await call(
+                app,
+                "POST",
+                ORDERS_PATH,
+                headers=[
+                    *headers,
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"idempotency-key", f'"{key}"'.encode()),
+                ],
+                body=body,
+            )
+            if status != 201:
+                raise RuntimeError(f"order answered {status}: {answer[:300]!r}")
+
+    return run
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: ASGIApp) -> AsyncIterator[None]:
     """Runs the app's lifespan (start-up before, shut-down after) as uvicorn does."""
@@ -218,7 +254,13 @@ def measure(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reads", type=int, default=5000, help="reads per round (5000)")
+    parser.add_argument(
+        "--scenario",
+        choices=("read", "intake"),
+        default="read",
+        help="read (GET availability) or intake (POST an order with a new key); default read",
+    )
+    parser.add_argument("--reads", type=int, default=5000, help="requests per round (5000)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (3)")
     parser.add_argument("--warmup", type=int, default=1000, help="reads before measuring (1000)")
     parser.add_argument("--database-url", help="an empty database (default: SQLite in a temp dir)")
@@ -254,10 +296,17 @@ def main(argv: list[str] | None = None) -> int:
         loop.run_until_complete(served.__aenter__())
         try:
             token = loop.run_until_complete(token_of(app, client_id, secret))
-            runs = read_loops = {
-                "gateway": read_loop(app, [(b"authorization", f"Bearer {token}".encode())]),
-                "raw": read_loop(raw_app.app, []),
-            }
+            bearer = [(b"authorization", f"Bearer {token}".encode())]
+            if args.scenario == "intake":
+                runs = read_loops = {
+                    "gateway": intake_loop(app, bearer, "gateway"),
+                    "raw": intake_loop(raw_app.app, [], "raw"),
+                }
+            else:
+                runs = read_loops = {
+                    "gateway": read_loop(app, bearer),
+                    "raw": read_loop(raw_app.app, []),
+                }
             if args.only:
                 runs = {args.only: runs[args.only]}
             for run in runs.values():
