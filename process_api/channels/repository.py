@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import JsonValue, ValidationError
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, Text, cast, insert, select, update
 
 from contracts.channel import ChannelProfile
 from process_api.channels.errors import StoredProfileInvalid, validation_messages
@@ -47,9 +48,16 @@ def load_row(conn: Connection, channel: str, *, for_update: bool = False) -> Sto
     return None if row is None else _stored_row(row)
 
 
+_ALL_ROWS = select(channel_profiles).order_by(channel_profiles.c.channel)
+_ALL_TEXTS = select(
+    channel_profiles.c.channel,
+    cast(channel_profiles.c.profile, Text).label("text"),
+    channel_profiles.c.version,
+).order_by(channel_profiles.c.channel)
+
+
 def load_rows(conn: Connection) -> list[StoredRow]:
-    rows = conn.execute(select(channel_profiles).order_by(channel_profiles.c.channel)).all()
-    return [_stored_row(row) for row in rows]
+    return [_stored_row(row) for row in conn.execute(_ALL_ROWS).all()]
 
 
 def load(conn: Connection, channel: str) -> StoredProfile | None:
@@ -63,8 +71,33 @@ def load_all(conn: Connection) -> list[StoredProfile]:
     return validated(load_rows(conn))
 
 
+_last_validated: dict[str, tuple[str, ChannelProfile]] = {}
+"""Per channel, the stored JSON text last validated and its profile (for profiles_in)."""
+
+
 def profiles_in(conn: Connection) -> dict[str, ChannelProfile]:
-    return {stored.profile.channel: stored.profile for stored in load_all(conn)}
+    """Every profile by channel, validated; StoredProfileInvalid names each invalid channel.
+
+    Every order's intake reads the profiles in its transaction (to publish the availability it
+    changed), and validating them anew each time cost more than the rest of a one-SKU
+    publication. Validation is a function of the stored JSON alone, so a row whose JSON text is
+    the one last validated for its channel gives that profile again; any other is validated."""
+    profiles: dict[str, ChannelProfile] = {}
+    problems: dict[str, list[str]] = {}
+    for channel, text, version in conn.execute(_ALL_TEXTS):
+        remembered = _last_validated.get(channel)
+        if remembered is not None and remembered[0] == text:
+            profiles[channel] = remembered[1]
+            continue
+        checked = _checked(channel, version, json.loads(text))
+        if isinstance(checked, list):
+            problems[channel] = checked
+            continue
+        _last_validated[channel] = (text, checked)
+        profiles[channel] = checked
+    if problems:
+        raise StoredProfileInvalid(problems)
+    return profiles
 
 
 def validated(rows: list[StoredRow]) -> list[StoredProfile]:
@@ -80,13 +113,9 @@ def validate_each(rows: list[StoredRow]) -> tuple[list[StoredProfile], dict[str,
     result: list[StoredProfile] = []
     problems: dict[str, list[str]] = {}
     for row in rows:
-        try:
-            profile = ChannelProfile.model_validate(row.profile)
-        except ValidationError as exc:
-            problems[row.channel] = [f"version {row.version}", *validation_messages(exc)]
-            continue
-        if profile.channel != row.channel:
-            problems[row.channel] = [f"its JSON names channel {profile.channel!r}"]
+        profile = _checked(row.channel, row.version, row.profile)
+        if isinstance(profile, list):
+            problems[row.channel] = profile
             continue
         result.append(
             StoredProfile(
@@ -129,6 +158,17 @@ def upsert(
         if result.rowcount != 1:
             raise ProfileChangedConcurrently(profile.channel)
     return StoredProfile(profile=profile, version=version, updated_at=now, updated_by=actor)
+
+
+def _checked(channel: str, version: int, stored: JsonValue) -> ChannelProfile | list[str]:
+    """The stored JSON as the channel's profile, or what is wrong with it."""
+    try:
+        profile = ChannelProfile.model_validate(stored)
+    except ValidationError as exc:
+        return [f"version {version}", *validation_messages(exc)]
+    if profile.channel != channel:
+        return [f"its JSON names channel {profile.channel!r}"]
+    return profile
 
 
 def _stored_row(row: Row[Any]) -> StoredRow:

@@ -10,8 +10,9 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from itertools import compress, repeat
+from typing import Any, TypeAlias
 
-from sqlalchemy import ColumnElement, Connection, bindparam, func, select, text, update
+from sqlalchemy import Connection, Select, bindparam, func, select, text, update
 
 from contracts.channel import AvailabilityPolicy, ChannelProfile
 from gateway_infra.bulk import driver_value, insert_rows
@@ -36,6 +37,30 @@ _PUBLICATION_LOCK = 0x1A7E_1B1E
 _NOTHING: dict[str, int] = {}
 _REMEMBERED_PAIRS = 10_000
 _json_string = json.encoder.encode_basestring_ascii
+
+# Built once: an order's intake runs these for its few SKUs, where building a statement cost
+# about as much as running it.
+_LOCK_PUBLISHERS = text("SELECT pg_advisory_xact_lock(:key)")
+_CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
+_STOCK = (positions.c.sku, positions.c.on_hand, positions.c.reserved)
+_STOCK_OF = select(*_STOCK).where(positions.c.sku.in_(bindparam("b_skus", expanding=True)))
+_STOCK_FIRST = select(*_STOCK).order_by(positions.c.sku).limit(CHUNK)
+_STOCK_AFTER = _STOCK_FIRST.where(positions.c.sku > bindparam("b_after"))
+_SENT = select(published.c.channel, published.c.sku, published.c.quantity).where(
+    published.c.channel.in_(bindparam("b_channels", expanding=True))
+)
+_SENT_OF = _SENT.where(published.c.sku.in_(bindparam("b_skus", expanding=True)))
+_SENT_BETWEEN = _SENT.where(published.c.sku.between(bindparam("b_first"), bindparam("b_last")))
+_UPDATE_SENT = (
+    update(published)
+    .where(published.c.channel == bindparam("k_channel"), published.c.sku == bindparam("k_sku"))
+    .values(
+        quantity=bindparam("k_quantity"),
+        event_id=bindparam("k_id"),
+        published_at=bindparam("k_now"),
+        confirmed_at=None,
+    )
+)
 
 
 def available_to_sell(on_hand: int, reserved: int, policy: AvailabilityPolicy) -> int:
@@ -62,21 +87,19 @@ def publish_changes(
         return sent
     conn = uow.conn
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PUBLICATION_LOCK})
+        conn.execute(_LOCK_PUBLISHERS, {"key": _PUBLICATION_LOCK})
         # Long IN lists in a generic (prepared) plan are searched linearly row by row, and
         # without statistics PostgreSQL misjudges them: plan each statement for its values.
-        conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        conn.execute(_CUSTOM_PLANS)
     channels = sorted(profiles)
     policies = [profiles[channel].availability for channel in channels]
     channel_texts = [(channel, json.dumps(channel)) for channel in channels]
     # Most SKUs share a few (on hand, reserved) pairs: each pair's values are worked out once.
     values_of: dict[tuple[int, int], list[int]] = {}
-    for chunk, stock, in_chunk in _chunks_with_stock(conn, skus):
+    for chunk, stock, (sent_in_chunk, chunk_params) in _chunks_with_stock(conn, skus):
         last: dict[str, dict[str, int]] = {}
         for channel, sku, quantity in conn.execute(
-            select(published.c.channel, published.c.sku, published.c.quantity).where(
-                published.c.channel.in_(channels), in_chunk
-            )
+            sent_in_chunk, {"b_channels": channels, **chunk_params}
         ):
             last.setdefault(sku, {})[channel] = quantity
         # The chunk's values sent, column by column (no object or tuple per value).
@@ -127,30 +150,33 @@ def publish_changes(
     return sent
 
 
+_ChunkSent: TypeAlias = "tuple[Select[str, str, int], dict[str, Any]]"
+"""The statement that reads a chunk's published values (given b_channels) and its parameters."""
+
+
 def _chunks_with_stock(
     conn: Connection, skus: Iterable[str] | None
-) -> Iterator[tuple[Sequence[str], dict[str, tuple[int, int]], ColumnElement[bool]]]:
+) -> Iterator[tuple[Sequence[str], dict[str, tuple[int, int]], _ChunkSent]]:
     """SKUs in chunks, each with {sku: (on_hand, reserved)} of those that have a position and
-    the condition that selects the chunk's published rows."""
-    columns = (positions.c.sku, positions.c.on_hand, positions.c.reserved)
+    how to read the chunk's published rows."""
     if skus is not None:
         for chunk in chunked(sorted(set(skus))):
-            found = conn.execute(select(*columns).where(positions.c.sku.in_(chunk)))
+            found = conn.execute(_STOCK_OF, {"b_skus": chunk})
             stock = {sku: (on_hand, reserved) for sku, on_hand, reserved in found}
-            yield chunk, stock, published.c.sku.in_(chunk)
+            yield chunk, stock, (_SENT_OF, {"b_skus": chunk})
         return
     after: str | None = None
     while True:
-        query = select(*columns).order_by(positions.c.sku).limit(CHUNK)
-        if after is not None:
-            query = query.where(positions.c.sku > after)
-        rows = conn.execute(query).all()
+        if after is None:
+            rows = conn.execute(_STOCK_FIRST).all()
+        else:
+            rows = conn.execute(_STOCK_AFTER, {"b_after": after}).all()
         if not rows:
             return
         stock = {sku: (on_hand, reserved) for sku, on_hand, reserved in rows}
         chunk = list(stock)
         # A sweep's chunk is a run of consecutive SKUs: a range reads its published rows.
-        yield chunk, stock, published.c.sku.between(chunk[0], chunk[-1])
+        yield chunk, stock, (_SENT_BETWEEN, {"b_first": chunk[0], "b_last": chunk[-1]})
         after = chunk[-1]
 
 
@@ -181,27 +207,14 @@ def _store(
         ),
     )
     changed = [
-        {"k_channel": channel, "k_sku": sku, "k_quantity": quantity, "k_id": event_id}
+        {"k_channel": channel, "k_sku": sku, "k_quantity": quantity, "k_id": event_id, "k_now": now}
         for channel, sku, quantity, event_id, is_first in zip(
             channels, skus, quantities, ids, first, strict=True
         )
         if not is_first
     ]
     if changed:
-        conn.execute(
-            update(published)
-            .where(
-                published.c.channel == bindparam("k_channel"),
-                published.c.sku == bindparam("k_sku"),
-            )
-            .values(
-                quantity=bindparam("k_quantity"),
-                event_id=bindparam("k_id"),
-                published_at=now,
-                confirmed_at=None,
-            ),
-            changed,
-        )
+        conn.execute(_UPDATE_SENT, changed)
 
 
 def confirm_publication(

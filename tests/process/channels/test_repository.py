@@ -94,3 +94,30 @@ def test_update_from_a_version_that_moved_on_changes_nothing(gateway: Gateway) -
     stored = gateway.database.run_read(lambda conn: repo.load(conn, "webshop"))
     assert stored is not None
     assert (stored.version, stored.profile.name) == (1, "Channel webshop")
+
+
+def test_profiles_read_in_a_transaction_follow_every_change_of_the_stored_json(
+    gateway: Gateway,
+) -> None:
+    insert_raw(gateway, "webshop", profile_json("webshop"))
+    first = gateway.database.run_read(repo.profiles_in)["webshop"]
+    again = gateway.database.run_read(repo.profiles_in)["webshop"]
+    # Changed in the table itself, version untouched: still seen.
+    gateway.database.run_write(
+        lambda conn: conn.execute(
+            channel_profiles.update().values(
+                profile={**profile_json("webshop"), "currency": "GBP"}
+            )
+        )
+    )
+    changed = gateway.database.run_read(repo.profiles_in)["webshop"]
+    gateway.database.run_write(
+        lambda conn: conn.execute(
+            channel_profiles.update().values(profile={**profile_json("webshop"), "old": 1})
+        )
+    )
+
+    assert again == first
+    assert changed.currency == "GBP" and first.currency != "GBP"
+    with pytest.raises(StoredProfileInvalid, match="old: Extra inputs are not permitted"):
+        gateway.database.run_read(repo.profiles_in)
