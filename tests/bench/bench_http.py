@@ -12,7 +12,9 @@ at 32 connections, p50 and p99 at 8 connections, errors, and the ratio gateway /
            reservation + durable write + outbox)
 3. replay: an idempotent replay of an existing key
 
-Raw and gateway runs alternate, so both see the same machine; every figure is the best of --runs
+For intake, a third app runs too: raw FastAPI that also writes each order durably in one
+transaction (the floor under any intake that keeps what it answers). Raw and gateway runs
+alternate, so both see the same machine; every figure is the best of --runs
 runs (all runs go to --out as JSON). PostgreSQL runs when BENCH_DATABASE_URL or TEST_DATABASE_URL
 is set (a schema of its own, dropped afterwards). Then the growth figures (tests/bench/growth.py)
 and, with --profile, a py-spy profile of the gateway during intake.
@@ -44,6 +46,7 @@ from gateway_infra.clock import SystemClock
 from process_api.channels.demo import DEMO_CHANNEL_PROFILES
 from tests.bench import growth as growth_bench
 from tests.bench.growth import database
+from tests.bench.raw_app import FLOOR_DATABASE_URL
 from tests.conftest import TEST_ENVIRONMENT, free_port, make_settings, migrate, start_gateway
 from tests.factories import product, seed_products
 
@@ -117,7 +120,7 @@ wrk.body = "{body}"
 
 @dataclass
 class Run:
-    target: str  # gateway / raw
+    target: str  # gateway / raw / floor (raw + one durable write, intake only)
     database: str
     scenario: str
     connections: int
@@ -234,6 +237,12 @@ def bench_database(
         client_id, secret = prepare(url)
         log = workdir / f"gateway-{kind}.log"
         served = Server("tests.bench.lag_probe:create_app", log, gateway_env(url), True)
+        floor = Server(
+            "tests.bench.raw_app:durable_app",
+            workdir / f"floor-{kind}.log",
+            {**os.environ, FLOOR_DATABASE_URL: url},
+            True,
+        )
         try:
             token = httpx.post(
                 f"{served.url}/oauth/token",
@@ -254,10 +263,10 @@ def bench_database(
             for repeat in range(args.runs):
                 for scenario in ("read", "intake", "replay"):
                     for connections in (THROUGHPUT_CONNECTIONS, LATENCY_CONNECTIONS):
-                        for target, server, auth in (
-                            ("raw", raw, None),
-                            ("gateway", served, token),
-                        ):
+                        targets = [("raw", raw, None), ("gateway", served, token)]
+                        if scenario == "intake":
+                            targets.insert(1, ("floor", floor, None))
+                        for target, server, auth in targets:
                             run = one_run(
                                 Case(kind, scenario, connections, repeat, target),
                                 server,
@@ -270,6 +279,7 @@ def bench_database(
                             print(run.line(), flush=True)
         finally:
             served.stop()
+            floor.stop()
 
 
 @dataclass(frozen=True)
@@ -403,6 +413,7 @@ def table(runs: list[Run]) -> str:
     head = (
         f"{'database':<9}{'scenario':<8}{'gateway req/s':>14}{'raw req/s':>11}{'ratio':>7}"
         f"{'target':>8}{'p50 ms':>8}{'p99 ms':>8}{'p99<25':>8}{'errors':>8}{'lag p99':>9}"
+        f"{'floor req/s':>13}{'floor/raw':>11}"
     )
     lines = [head, "-" * len(head)]
     for kind in dict.fromkeys(r.database for r in runs):
@@ -416,17 +427,22 @@ def table(runs: list[Run]) -> str:
             ratio = gw.rps / raw.rps
             errors = sum(r.errors for r in runs if (r.database, r.scenario) == (kind, scenario))
             lag = gw.lag.get("p99_ms") if gw.lag else None
+            floor = best(runs, target="floor", database=kind, scenario=scenario, connections=32)
+            floor_rps = f"{floor.rps:.0f}" if floor else "-"
+            floor_ratio = f"{floor.rps / raw.rps:.0%}" if floor else "-"
             lines.append(
                 f"{kind:<9}{scenario:<8}{gw.rps:>14.0f}{raw.rps:>11.0f}{ratio:>7.0%}"
                 f"{'met' if ratio >= TARGETS[scenario] else 'missed':>8}{lat.p50_ms:>8.2f}"
                 f"{lat.p99_ms:>8.2f}{'met' if lat.p99_ms < P99_TARGET_MS else 'missed':>8}"
-                f"{errors:>8}{lag if lag is not None else '-':>9}"
+                f"{errors:>8}{lag if lag is not None else '-':>9}{floor_rps:>13}{floor_ratio:>11}"
             )
     lines.append("")
     lines.append(
         "req/s at 32 connections, p50/p99 at 8 (best of the runs); ratio = gateway / raw "
         "(replay against raw's validated POST); targets: read >= 50%, intake >= 25% of raw, "
-        "p99 < 25 ms; lag p99 = event-loop lag in the gateway during the 32-connection run"
+        "p99 < 25 ms; lag p99 = event-loop lag in the gateway during the 32-connection run; "
+        "floor = raw FastAPI that also writes each order in one transaction before answering "
+        "(tests/bench/raw_app.py durable_app)"
     )
     return "\n".join(lines)
 
