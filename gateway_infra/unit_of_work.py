@@ -41,6 +41,9 @@ class UnitOfWork:
     order_of: OrderOfEvent | None = None
     event_orders: dict[str, str] = field(default_factory=dict)
     """The order each emitted event concerns, by event id (for the outbox's order_id)."""
+    known_orders: dict[str, str | None] = field(default_factory=dict)
+    """Orders this transaction recorded, with their origin correlation id: an event whose subject
+    is `order/<id>` of one of them concerns it, without asking the order finder."""
     _shared: dict[tuple[str, int, str], SharedFields] = field(default_factory=dict, repr=False)
     committed: list[Callable[[], None]] = field(default_factory=list)
     """Called, in order, once this transaction has committed (never when it rolls back)."""
@@ -64,7 +67,7 @@ class UnitOfWork:
 
         Its correlation id is the request's (or the continued work's); when it concerns an order,
         it also records the correlation id of the request that created that order."""
-        found = self.order_of(self.conn, subject, data) if self.order_of is not None else None
+        found = self._order_concerned(subject, data)
         event = EventEnvelope(
             type=type,
             version=version,
@@ -81,6 +84,14 @@ class UnitOfWork:
         if found is not None:
             self.event_orders[str(event.id)] = found[0]
         return event
+
+    def _order_concerned(
+        self, subject: str, data: Mapping[str, JsonValue]
+    ) -> tuple[str, str | None] | None:
+        kind, _, key = subject.partition("/")
+        if kind == "order" and key in self.known_orders:
+            return key, self.known_orders[key]
+        return self.order_of(self.conn, subject, data) if self.order_of is not None else None
 
     def emit_many(
         self,

@@ -120,6 +120,7 @@ def insert_order(
         ],
     )
     record_transition(uow, order_id, None, OrderStatus.RECEIVED, actor=actor)
+    uow.known_orders[order_id] = uow.correlation_id
     return order_id
 
 
@@ -144,6 +145,48 @@ def record_transition(
             "reason": reason,
         },
     )
+
+
+def move_order_through(
+    uow: UnitOfWork,
+    order_id: str,
+    from_status: OrderStatus,
+    steps: Sequence[tuple[OrderStatus, str]],
+    **values: Any,
+) -> bool:
+    """move_order through several statuses at once, each step (status, actor) in the history:
+    one update to the last status, only if the order is still in from_status, and the history's
+    rows in one statement. False when someone else moved it."""
+    result = uow.conn.execute(
+        _MOVE_ORDER,
+        {
+            "b_order_id": order_id,
+            "b_from_status": from_status.value,
+            "status": steps[-1][0].value,
+            "updated_at": uow.now,
+            **values,
+        },
+    )
+    if result.rowcount != 1:
+        return False
+    uow.conn.execute(
+        _INSERT_TRANSITION,
+        [
+            {
+                "order_id": order_id,
+                "from_status": before.value,
+                "to_status": status.value,
+                "at": uow.now,
+                "actor": actor,
+                "correlation_id": uow.correlation_id,
+                "reason": None,
+            }
+            for before, (status, actor) in zip(
+                [from_status, *(status for status, _ in steps[:-1])], steps, strict=True
+            )
+        ],
+    )
+    return True
 
 
 def move_order(

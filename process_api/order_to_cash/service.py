@@ -486,18 +486,14 @@ class OrderService:
         subject = f"order/{order.order_id}"
         if decision.accepted:
             assert decision.sales_order is not None
-            if not repo.move_order(
+            if not repo.move_order_through(
                 uow,
                 order.order_id,
                 order.status,
-                OrderStatus.VALIDATED,
-                actor="erp",
+                [(OrderStatus.VALIDATED, "erp"), (OrderStatus.ACCEPTED, "gateway")],
                 erp_sales_order_id=decision.sales_order.sales_order_id,
             ):
                 return  # decided already by a concurrent validation
-            repo.move_order(
-                uow, order.order_id, OrderStatus.VALIDATED, OrderStatus.ACCEPTED, actor="gateway"
-            )
             uow.emit(
                 "order.accepted",
                 source=SOURCE,
