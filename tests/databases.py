@@ -18,9 +18,12 @@ once, and every test gets a database equal to a freshly migrated one
   guard published price books and resetting those figures need a superuser, which the
   TEST_DATABASE_URL of the README is.
 
-A test process holds a session advisory lock named after its database for as long as it runs
-(on a connection of its own); a later run drops the test databases whose lock nobody holds (a run
-killed before its end), whichever host or container they came from.
+A test process stays connected to its database for as long as it runs. A later run drops the
+test databases nobody is connected to (a run killed before its end), whichever host, container
+or TEST_DATABASE_URL they came from. The moment between creating a database and connecting to it
+is covered by a session advisory lock named after the database, taken before it is created and
+held until the end (advisory locks are per database, so this covers runs on the same
+TEST_DATABASE_URL).
 """
 
 from __future__ import annotations
@@ -179,20 +182,22 @@ class PostgresSchemas:
                         "TEST_DATABASE_URL must name a PostgreSQL superuser: the tests create a "
                         "database per test process and reset its schemas between tests"
                     )
-            # Held until close(): while it is, no other run takes this database for abandoned.
+            # Both held until close(): while they are, no other run takes this database for
+            # abandoned.
             self._owner = self._server.connect()
             self._owner.execute(_LOCK, {"name": self.database})
             _drop_abandoned_databases(self._owner)
             self._owner.exec_driver_sql(f"CREATE DATABASE {_quoted(self.database)}")
+            self.url = (
+                make_url(base_url).set(database=self.database).render_as_string(hide_password=False)
+            )
+            self._presence = create_engine(normalise_url(self.url), poolclass=NullPool).connect()
         except Unavailable:
-            self._server.dispose()
+            self._close_owner()
             raise
         except Exception as exc:  # any connection failure means no usable server
-            self._server.dispose()
+            self._close_owner()
             raise Unavailable(f"PostgreSQL at TEST_DATABASE_URL is not reachable: {exc}") from exc
-        self.url = (
-            make_url(base_url).set(database=self.database).render_as_string(hide_password=False)
-        )
         self._engine = create_engine(normalise_url(self.url), pool_size=1, max_overflow=2)
         self._free: list[str] = []
         # Never handed out: what a reset schema is compared with and takes its rows from.
@@ -237,10 +242,16 @@ class PostgresSchemas:
 
     def close(self) -> None:
         self._engine.dispose()
+        self._presence.close()
         self._owner.exec_driver_sql(
             f"DROP DATABASE IF EXISTS {_quoted(self.database)} WITH (FORCE)"
         )
-        self._owner.close()  # ends the session, and with it the lock
+        self._close_owner()
+
+    def _close_owner(self) -> None:
+        owner = getattr(self, "_owner", None)
+        if owner is not None:
+            owner.close()  # ends the session, and with it the lock
         self._server.dispose()
 
     def _new_schema(self, schema: str) -> str:
@@ -399,16 +410,20 @@ _TRY_LOCK = text("SELECT pg_try_advisory_lock(hashtextextended(:name, 0))")
 _UNLOCK = text("SELECT pg_advisory_unlock(hashtextextended(:name, 0))")
 
 
+_UNATTENDED = text(
+    "SELECT d.datname FROM pg_database d WHERE starts_with(d.datname, :prefix)"
+    " AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid)"
+)
+
+
 def _drop_abandoned_databases(conn: Connection) -> None:
-    """Drop the test databases whose process ended without dropping them: nobody holds their
-    lock. (Two names that hash alike only keep an abandoned database a while longer.)"""
-    names = conn.execute(
-        text("SELECT datname FROM pg_database WHERE starts_with(datname, :prefix)"),
-        {"prefix": DATABASE_PREFIX},
-    ).scalars()
+    """Drop the test databases whose process ended without dropping them: nobody is connected to
+    them and nobody holds their lock. (Two names that hash alike only keep an abandoned database
+    a while longer.)"""
+    names = conn.execute(_UNATTENDED, {"prefix": DATABASE_PREFIX}).scalars()
     for name in list(names):
         if not conn.execute(_TRY_LOCK, {"name": name}).scalar():
-            continue  # its test process still runs
+            continue  # its test process is creating it
         try:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {_quoted(name)} WITH (FORCE)")
         finally:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from itertools import compress, repeat
 from typing import Any, TypeAlias
 
-from sqlalchemy import Connection, Select, bindparam, func, select, text, update
+from sqlalchemy import Connection, Executable, bindparam, func, select, text, update
 
 from contracts.channel import AvailabilityPolicy, ChannelProfile
 from gateway_infra.bulk import driver_value, insert_rows
@@ -150,7 +150,7 @@ def publish_changes(
     return sent
 
 
-_ChunkSent: TypeAlias = "tuple[Select[str, str, int], dict[str, Any]]"
+_ChunkSent: TypeAlias = "tuple[Executable, dict[str, Any]]"
 """The statement that reads a chunk's published values (given b_channels) and its parameters."""
 
 

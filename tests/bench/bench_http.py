@@ -237,13 +237,14 @@ def bench_database(
         client_id, secret = prepare(url)
         log = workdir / f"gateway-{kind}.log"
         served = Server("tests.bench.lag_probe:create_app", log, gateway_env(url), True)
-        floor = Server(
-            "tests.bench.raw_app:durable_app",
-            workdir / f"floor-{kind}.log",
-            {**os.environ, FLOOR_DATABASE_URL: url},
-            True,
-        )
+        floor: Server | None = None
         try:
+            floor = Server(
+                "tests.bench.raw_app:durable_app",
+                workdir / f"floor-{kind}.log",
+                {**os.environ, FLOOR_DATABASE_URL: url},
+                True,
+            )
             token = httpx.post(
                 f"{served.url}/oauth/token",
                 data={"grant_type": "client_credentials"},
@@ -279,7 +280,8 @@ def bench_database(
                             print(run.line(), flush=True)
         finally:
             served.stop()
-            floor.stop()
+            if floor is not None:
+                floor.stop()
 
 
 @dataclass(frozen=True)

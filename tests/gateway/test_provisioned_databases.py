@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, create_engine, insert, inspect, text, update
+from sqlalchemy import Connection, create_engine, insert, inspect, make_url, text, update
 from sqlalchemy.pool import NullPool
 
 from contracts import OrderSubmission
@@ -260,14 +260,37 @@ def _test_databases(base_url: str) -> set[str]:
         server.dispose()
 
 
+def _die(run: PostgresSchemas, base_url: str) -> None:
+    """End every session of a test run as the server sees a killed process end them: its lock
+    goes and nobody is connected to its database any more (waiting until the server is done)."""
+    owner = run._owner.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    run._engine.dispose()
+    server = create_engine(normalise_url(base_url), poolclass=NullPool)
+    try:
+        with server.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
+                    " WHERE datname = :database OR pid = :owner"
+                ),
+                {"database": run.database, "owner": owner},
+            )
+    finally:
+        server.dispose()
+        run._server.dispose()
+
+
 @pytest.mark.postgres
 def test_a_later_run_drops_the_database_of_a_run_that_died_but_not_of_one_still_running() -> None:
     base_url = os.environ["TEST_DATABASE_URL"]
+    # A run on another database of the same server sees other runs' locks as free: what keeps
+    # their databases is that they stay connected to them.
+    elsewhere = make_url(base_url).set(database="postgres").render_as_string(hide_password=False)
     running = PostgresSchemas(base_url)
-    died = PostgresSchemas(base_url)
     try:
-        died._owner.close()  # as when its process is killed: the session and its lock end
-        later = PostgresSchemas(base_url)
+        died = PostgresSchemas(base_url)
+        _die(died, base_url)
+        later = PostgresSchemas(elsewhere)
         try:
             databases = _test_databases(base_url)
         finally:
@@ -278,5 +301,3 @@ def test_a_later_run_drops_the_database_of_a_run_that_died_but_not_of_one_still_
         assert died.database not in databases
     finally:
         running.close()
-        died._engine.dispose()
-        died._server.dispose()

@@ -105,9 +105,7 @@ def test_profiles_read_in_a_transaction_follow_every_change_of_the_stored_json(
     # Changed in the table itself, version untouched: still seen.
     gateway.database.run_write(
         lambda conn: conn.execute(
-            channel_profiles.update().values(
-                profile={**profile_json("webshop"), "currency": "GBP"}
-            )
+            channel_profiles.update().values(profile={**profile_json("webshop"), "currency": "GBP"})
         )
     )
     changed = gateway.database.run_read(repo.profiles_in)["webshop"]
@@ -117,7 +115,7 @@ def test_profiles_read_in_a_transaction_follow_every_change_of_the_stored_json(
         )
     )
 
-    assert again == first
+    assert again is first  # the same stored JSON: validated once
     assert changed.currency == "GBP" and first.currency != "GBP"
     with pytest.raises(StoredProfileInvalid, match="old: Extra inputs are not permitted"):
         gateway.database.run_read(repo.profiles_in)
