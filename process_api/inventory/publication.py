@@ -6,6 +6,7 @@ confirmed it; the oldest unconfirmed value gives the channel's sync lag.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -31,9 +32,16 @@ __all__ = [
 ]
 
 AVAILABILITY_CHANGED = "availability.changed"
-# One publisher at a time on PostgreSQL (transaction-scoped advisory lock): two publishers
-# reading positions at different moments could otherwise leave the older value published.
+# One publisher at a time per SKU on PostgreSQL (transaction-scoped advisory locks): two
+# publishers reading a position at different moments could otherwise leave the older value
+# published. A publication of a few SKUs (an order's, a count's) shares the publication lock and
+# takes a lock per SKU, so publications of other SKUs (other orders' intakes, on any replica) go
+# on meanwhile; a sweep or a publication of many SKUs takes the publication lock alone.
 _PUBLICATION_LOCK = 0x1A7E_1B1E
+_SKU_LOCK_SPACE = 0x1A7E
+"""First key of the per-SKU locks (two int4 keys: apart from the single-key locks)."""
+_SKU_LOCKS_AT_MOST = 64
+"""SKUs a publication locks one by one at most (each is an entry of the server's lock table)."""
 _NOTHING: dict[str, int] = {}
 _REMEMBERED_PAIRS = 10_000
 _json_string = json.encoder.encode_basestring_ascii
@@ -41,6 +49,12 @@ _json_string = json.encoder.encode_basestring_ascii
 # Built once: an order's intake runs these for its few SKUs, where building a statement cost
 # about as much as running it.
 _LOCK_PUBLISHERS = text("SELECT pg_advisory_xact_lock(:key)")
+_SHARE_PUBLISHERS = text("SELECT pg_advisory_xact_lock_shared(:key)")
+# Taken in the order of the array, which the caller sorts: two publishers never wait for each
+# other's locks in opposite orders.
+_LOCK_SKUS = text(
+    "SELECT pg_advisory_xact_lock(:space, k) FROM unnest(CAST(:keys AS integer[])) AS k"
+)
 _CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
 _STOCK = (positions.c.sku, positions.c.on_hand, positions.c.reserved)
 _STOCK_OF = select(*_STOCK).where(positions.c.sku.in_(bindparam("b_skus", expanding=True)))
@@ -86,8 +100,11 @@ def publish_changes(
     if not profiles:
         return sent
     conn = uow.conn
+    chosen = None if skus is None else sorted(set(skus))
+    if chosen == []:
+        return sent
     if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK_PUBLISHERS, {"key": _PUBLICATION_LOCK})
+        _lock_publication(conn, chosen)
         # Long IN lists in a generic (prepared) plan are searched linearly row by row, and
         # without statistics PostgreSQL misjudges them: plan each statement for its values.
         conn.execute(_CUSTOM_PLANS)
@@ -96,7 +113,7 @@ def publish_changes(
     channel_texts = [(channel, json.dumps(channel)) for channel in channels]
     # Most SKUs share a few (on hand, reserved) pairs: each pair's values are worked out once.
     values_of: dict[tuple[int, int], list[int]] = {}
-    for chunk, stock, (sent_in_chunk, chunk_params) in _chunks_with_stock(conn, skus):
+    for chunk, stock, (sent_in_chunk, chunk_params) in _chunks_with_stock(conn, chosen):
         last: dict[str, dict[str, int]] = {}
         for channel, sku, quantity in conn.execute(
             sent_in_chunk, {"b_channels": channels, **chunk_params}
@@ -154,13 +171,30 @@ _ChunkSent: TypeAlias = "tuple[Executable, dict[str, Any]]"
 """The statement that reads a chunk's published values (given b_channels) and its parameters."""
 
 
+def _lock_publication(conn: Connection, skus: Sequence[str] | None) -> None:
+    """Wait until no other publisher works on these SKUs (all SKUs when None) and keep them
+    until this transaction ends (see _PUBLICATION_LOCK)."""
+    if skus is None or len(skus) > _SKU_LOCKS_AT_MOST:
+        conn.execute(_LOCK_PUBLISHERS, {"key": _PUBLICATION_LOCK})
+        return
+    conn.execute(_SHARE_PUBLISHERS, {"key": _PUBLICATION_LOCK})
+    keys = sorted({_sku_lock_key(sku) for sku in skus})
+    conn.execute(_LOCK_SKUS, {"space": _SKU_LOCK_SPACE, "keys": keys})
+
+
+def _sku_lock_key(sku: str) -> int:
+    """The SKU's lock key: a signed 32-bit integer of its hash (SKUs that share one only wait
+    for each other more often)."""
+    return int.from_bytes(hashlib.blake2b(sku.encode(), digest_size=4).digest(), signed=True)
+
+
 def _chunks_with_stock(
-    conn: Connection, skus: Iterable[str] | None
+    conn: Connection, skus: Sequence[str] | None
 ) -> Iterator[tuple[Sequence[str], dict[str, tuple[int, int]], _ChunkSent]]:
-    """SKUs in chunks, each with {sku: (on_hand, reserved)} of those that have a position and
-    how to read the chunk's published rows."""
+    """SKUs (sorted, distinct) in chunks, each with {sku: (on_hand, reserved)} of those that have
+    a position and how to read the chunk's published rows."""
     if skus is not None:
-        for chunk in chunked(sorted(set(skus))):
+        for chunk in chunked(skus):
             found = conn.execute(_STOCK_OF, {"b_skus": chunk})
             stock = {sku: (on_hand, reserved) for sku, on_hand, reserved in found}
             yield chunk, stock, (_SENT_OF, {"b_skus": chunk})
