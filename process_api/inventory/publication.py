@@ -40,8 +40,9 @@ AVAILABILITY_CHANGED = "availability.changed"
 _PUBLICATION_LOCK = 0x1A7E_1B1E
 _SKU_LOCK_SPACE = 0x1A7E
 """First key of the per-SKU locks (two int4 keys: apart from the single-key locks)."""
-_SKU_LOCKS_AT_MOST = 64
-"""SKUs a publication locks one by one at most (each is an entry of the server's lock table)."""
+_SKU_LOCKS_AT_MOST = 16
+"""SKUs a publication locks one by one at most. Each lock is an entry of the server's shared lock
+table (max_locks_per_transaction x connections), so orders of many lines lock all SKUs instead."""
 _NOTHING: dict[str, int] = {}
 _REMEMBERED_PAIRS = 10_000
 _json_string = json.encoder.encode_basestring_ascii
@@ -50,10 +51,10 @@ _json_string = json.encoder.encode_basestring_ascii
 # about as much as running it.
 _LOCK_PUBLISHERS = text("SELECT pg_advisory_xact_lock(:key)")
 _SHARE_PUBLISHERS = text("SELECT pg_advisory_xact_lock_shared(:key)")
-# Taken in the order of the array, which the caller sorts: two publishers never wait for each
-# other's locks in opposite orders.
+# Taken in key order (volatile functions of the select list run after the sort): two
+# publishers never wait for each other's locks in opposite orders.
 _LOCK_SKUS = text(
-    "SELECT pg_advisory_xact_lock(:space, k) FROM unnest(CAST(:keys AS integer[])) AS k"
+    "SELECT pg_advisory_xact_lock(:space, k) FROM unnest(CAST(:keys AS integer[])) AS k ORDER BY k"
 )
 _CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
 _STOCK = (positions.c.sku, positions.c.on_hand, positions.c.reserved)

@@ -24,7 +24,7 @@ SHOP = profiles(profile("shop"), profile("market"))
 @pytest.fixture
 def holding(store: Store) -> Iterator[Connection]:
     """A connection whose open transaction published (and so locked) MUG, until the test ends."""
-    stock(store, {"MUG": 5, "TEE": 5, **{f"SKU-{n:03}": 1 for n in range(70)}})
+    stock(store, {"MUG": 5, "TEE": 5, **{f"SKU-{n:03}": 1 for n in range(20)}})
     conn = store.database.engine.connect()
     transaction = conn.begin()
     publish_changes(UnitOfWork(conn, store.clock.now(), None), profiles=SHOP, skus=["MUG"])
@@ -63,4 +63,4 @@ def test_a_sweep_and_a_publication_of_many_skus_wait_for_every_publisher(
     store: Store, holding: Connection
 ) -> None:
     assert not _publishes_within_a_second(store, None)
-    assert not _publishes_within_a_second(store, [f"SKU-{n:03}" for n in range(70)])
+    assert not _publishes_within_a_second(store, [f"SKU-{n:03}" for n in range(20)])
