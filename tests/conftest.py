@@ -325,9 +325,10 @@ class GatewayProcess:
     """`retail-gateway serve` as its own OS process (uvicorn), on a free loopback port."""
 
     def __init__(self, database_url: str, log_path: Path, *, workers: int = 1, **env: str):
-        # Seconds to answer; several workers mean several interpreters starting on what may be
-        # a busy host (the test suite itself runs on every core).
-        self.start_timeout = 30.0 if workers == 1 else 120.0
+        # Seconds to answer: about 1.5 s on an idle host, but start-up imports every app, and
+        # the suite runs on every core beside it (under a load average of 5 to 12, 30 s were
+        # once not enough); several workers mean several interpreters starting at once.
+        self.start_timeout = 90.0 if workers == 1 else 120.0
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
