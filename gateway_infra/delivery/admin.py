@@ -30,6 +30,11 @@ MAX_RESEND_EVENTS = 10_000
 MAX_REPLAY = 10_000
 
 
+Replayed = Callable[[UnitOfWork, Delivery], None]
+"""Extra writes (an audit entry, say) made in the transaction that replays a dead letter, given
+the delivery as it is then: they commit, or not, with the replay."""
+
+
 class DeliveryAdminError(Exception):
     """An operation on deliveries that cannot be done as asked."""
 
@@ -130,10 +135,10 @@ class DeliveryAdmin:
         delivery_id: int,
         *,
         actor: str,
-        also: Callable[[UnitOfWork, Delivery], None] | None = None,
+        also: Replayed | None = None,
     ) -> Delivery:
-        """Send a dead letter again, as a new series of attempts; `also` (an audit entry, say)
-        runs in the same transaction, given the delivery as it is then."""
+        """Send a dead letter again, as a new series of attempts; `also` runs in the same
+        transaction."""
 
         def replay(uow: UnitOfWork) -> Delivery:
             query = select(deliveries).where(deliveries.c.delivery_id == delivery_id)

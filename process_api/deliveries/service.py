@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,6 +16,7 @@ from gateway_infra.delivery import (
     Subscriptions,
     SubscriptionState,
 )
+from gateway_infra.delivery.admin import Replayed
 from gateway_infra.unit_of_work import UnitOfWork
 from process_api.exceptions import open_exception
 from process_api.exceptions.errors import ActionNotApplicable
@@ -82,7 +83,7 @@ class DeliveryOperations:
         delivery_id: int,
         *,
         actor: str,
-        also: Callable[[UnitOfWork, Delivery], None] | None = None,
+        also: Replayed | None = None,
     ) -> Delivery:
         return await self.admin.replay(delivery_id, actor=actor, also=also)
 

@@ -134,17 +134,27 @@ def record_transition(
     reason: str | None = None,
 ) -> None:
     uow.conn.execute(
-        _INSERT_TRANSITION,
-        {
-            "order_id": order_id,
-            "from_status": from_status.value if from_status else None,
-            "to_status": to_status.value,
-            "at": uow.now,
-            "actor": actor,
-            "correlation_id": uow.correlation_id,
-            "reason": reason,
-        },
+        _INSERT_TRANSITION, _transition(uow, order_id, from_status, to_status, actor, reason)
     )
+
+
+def _transition(
+    uow: UnitOfWork,
+    order_id: str,
+    from_status: OrderStatus | None,
+    to_status: OrderStatus,
+    actor: str,
+    reason: str | None,
+) -> dict[str, Any]:
+    return {
+        "order_id": order_id,
+        "from_status": from_status.value if from_status else None,
+        "to_status": to_status.value,
+        "at": uow.now,
+        "actor": actor,
+        "correlation_id": uow.correlation_id,
+        "reason": reason,
+    }
 
 
 def move_order_through(
@@ -152,11 +162,13 @@ def move_order_through(
     order_id: str,
     from_status: OrderStatus,
     steps: Sequence[tuple[OrderStatus, str]],
+    *,
+    reason: str | None = None,
     **values: Any,
 ) -> bool:
-    """move_order through several statuses at once, each step (status, actor) in the history:
-    one update to the last status, only if the order is still in from_status, and the history's
-    rows in one statement. False when someone else moved it."""
+    """move_order through several statuses at once, each step (status, actor) in the history
+    (`reason` on the last): one update to the last status, only if the order is still in
+    from_status, and the history's rows in one statement. False when someone else moved it."""
     result = uow.conn.execute(
         _MOVE_ORDER,
         {
@@ -169,21 +181,13 @@ def move_order_through(
     )
     if result.rowcount != 1:
         return False
+    befores = [from_status, *(status for status, _ in steps[:-1])]
+    reasons = [*(None for _ in steps[:-1]), reason]
     uow.conn.execute(
         _INSERT_TRANSITION,
         [
-            {
-                "order_id": order_id,
-                "from_status": before.value,
-                "to_status": status.value,
-                "at": uow.now,
-                "actor": actor,
-                "correlation_id": uow.correlation_id,
-                "reason": None,
-            }
-            for before, (status, actor) in zip(
-                [from_status, *(status for status, _ in steps[:-1])], steps, strict=True
-            )
+            _transition(uow, order_id, before, status, actor, why)
+            for before, (status, actor), why in zip(befores, steps, reasons, strict=True)
         ],
     )
     return True
@@ -200,20 +204,9 @@ def move_order(
     **values: Any,
 ) -> bool:
     """Change status only if the order is still in from_status; false when someone else moved it."""
-    result = uow.conn.execute(
-        _MOVE_ORDER,
-        {
-            "b_order_id": order_id,
-            "b_from_status": from_status.value,
-            "status": to_status.value,
-            "updated_at": uow.now,
-            **values,
-        },
+    return move_order_through(
+        uow, order_id, from_status, [(to_status, actor)], reason=reason, **values
     )
-    if result.rowcount != 1:
-        return False
-    record_transition(uow, order_id, from_status, to_status, actor=actor, reason=reason)
-    return True
 
 
 def insert_rejections(uow: UnitOfWork, order_id: str, rejections: list[LineRejection]) -> None:
